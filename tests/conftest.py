@@ -1,0 +1,55 @@
+"""One real Camunda engine per test session, started the way ``mlc up`` starts it.
+
+The engine runs with REST basic authentication on, so every engine test also exercises the
+credentials path the Docker set-up uses.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from workers.config import EngineSettings, FleetSettings
+from workers.engine import EngineClient
+from workers.fleet import FleetError, engine_process
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
+    home = tmp_path_factory.mktemp("engine-home")
+    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="mlctest",
+                              password="mlc-test-secret")
+    fleet = FleetSettings(home=home, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
+                          bpmn_dir=REPO / "bpmn")
+    try:
+        engine = engine_process(fleet, settings, extra_env={"MLC_ENGINE_REST_AUTH": "true"})
+        engine.start(timeout_s=fleet.engine_start_timeout_s)
+    except FleetError as exc:
+        pytest.exit(f"the test engine could not start: {exc}", returncode=3)
+    yield settings
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(engine_settings: EngineSettings) -> Iterator[EngineClient]:
+    with EngineClient(engine_settings) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def harness_process(engine: EngineClient) -> str:
+    """Deploys tests/fixtures/harness-check.bpmn; returns its process key."""
+    engine.deploy("harness-tests", {"harness-check.bpmn": (FIXTURES / "harness-check.bpmn").read_bytes()})
+    return "harness-check"

@@ -1,0 +1,97 @@
+"""Helpers shared by the tests: test topics, background task loops, waiting on the engine."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from workers import TaskContext, TaskInput, TaskOutput, Topic
+from workers.config import EngineSettings, WorkerSettings
+from workers.engine import EngineClient
+from workers.harness import TaskLoop
+
+
+class GreetingInput(TaskInput):
+    greeting: str
+    name: str
+
+
+class EchoOutput(TaskOutput):
+    echo: str
+    handled_by: str
+
+
+def echo(data: GreetingInput, task: TaskContext) -> EchoOutput:
+    return EchoOutput(echo=f"{data.greeting}!", handled_by=task.worker_id)
+
+
+def unique_topic(prefix: str = "test") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_topic(name: str, handler: Callable[[GreetingInput, TaskContext], EchoOutput] = echo,
+               **options: Any) -> Topic[GreetingInput, EchoOutput]:
+    return Topic(name=name, input_model=GreetingInput, output_model=EchoOutput, handler=handler, **options)
+
+
+def worker_settings(**overrides: Any) -> WorkerSettings:
+    defaults: dict[str, Any] = {"id": f"test-{uuid.uuid4().hex[:6]}", "async_response_timeout_ms": 2_000,
+                                "retry_timeout_ms": 0, "health_port": 0, "drain_timeout_s": 5}
+    return WorkerSettings(**{**defaults, **overrides})
+
+
+@contextmanager
+def running_loop(topic: Topic[Any, Any], engine_settings: EngineSettings, **overrides: Any) -> Iterator[TaskLoop]:
+    settings = worker_settings(**overrides)
+    client = EngineClient(engine_settings, settings.id, lock_duration_ms=settings.lock_duration_ms,
+                          async_response_timeout_ms=settings.async_response_timeout_ms,
+                          pool_size=settings.max_tasks + 4)
+    loop = TaskLoop(topic, client, settings)
+    thread = loop.start()
+    try:
+        yield loop
+    finally:
+        loop.stop()
+        thread.join(timeout=settings.drain_timeout_s + 10)
+        client.close()
+
+
+def start_harness_check(engine: EngineClient, topic: str, name: str = "ada") -> str:
+    return engine.start_process("harness-check", {"topicName": topic, "name": name})["id"]
+
+
+def wait_for(probe: Callable[[], Any], timeout_s: float = 30.0, interval_s: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s: {getattr(probe, '__name__', probe)}")
+        time.sleep(interval_s)
+
+
+def finished_instance(engine: EngineClient, process_instance_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Wait until the instance has ended; its history entry, plus ``endActivityId`` (the end event)."""
+
+    def ended() -> dict[str, Any] | None:
+        entry = engine.get(f"/history/process-instance/{process_instance_id}")
+        return entry if entry.get("endTime") else None
+
+    entry = wait_for(ended, timeout_s)
+    ends = engine.get("/history/activity-instance", processInstanceId=process_instance_id,
+                      activityType="noneEndEvent")
+    return {**entry, "endActivityId": ends[0]["activityId"] if ends else None}
+
+
+def variables_of(engine: EngineClient, process_instance_id: str) -> dict[str, Any]:
+    entries = engine.get("/history/variable-instance", processInstanceId=process_instance_id,
+                         deserializeValues="false")
+    return {entry["name"]: entry["value"] for entry in entries}
+
+
+def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[str, Any]]:
+    return engine.get("/incident", processInstanceId=process_instance_id)

@@ -1,0 +1,132 @@
+"""Settings of the fleet, one pydantic-settings class per system, each with its own env prefix.
+
+Every class reads, in order of precedence: keyword arguments, the environment, a ``.env`` file, and
+``NAME_FILE`` variables naming a file that holds the value (Docker and Kubernetes secrets). Build
+them once at start with :func:`load`, which turns validation errors into a :class:`ConfigurationError`
+naming the environment variables at fault.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+__all__ = [
+    "ConfigurationError",
+    "EngineSettings",
+    "FleetSettings",
+    "LogSettings",
+    "WorkerSettings",
+    "load",
+]
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+class ConfigurationError(Exception):
+    """The environment does not describe a valid configuration; the message names the variables."""
+
+
+class _FileReferenceSource(PydanticBaseSettingsSource):
+    """Reads ``<PREFIX><FIELD>_FILE``: the setting's value is the content of the named file."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{self.config.get('env_prefix', '')}{field_name}_FILE".upper()
+        path = os.environ.get(variable)
+        if not path:
+            return None, field_name, False
+        try:
+            return Path(path).read_text(encoding="utf-8").strip(), field_name, False
+        except OSError as exc:
+            raise ConfigurationError(f"{variable}={path}: cannot read the file ({exc.strerror})") from exc
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in self.settings_cls.model_fields.items():
+            value, key, _ = self.get_field_value(field, name)
+            if value is not None:
+                values[key] = value
+        return values
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, dotenv_settings, _FileReferenceSource(settings_cls)
+
+
+class EngineSettings(_Settings):
+    """How workers and the CLI reach the Camunda engine (``MLC_ENGINE_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_ENGINE_")
+
+    url: str = Field("http://localhost:8080/engine-rest", description="base URL of the engine's REST API")
+    user: str | None = Field(None, description="REST user when the engine requires basic authentication")
+    password: SecretStr | None = Field(None, description="REST password (or MLC_ENGINE_PASSWORD_FILE)")
+    request_timeout_s: float = Field(30.0, gt=0, description="timeout of one REST call, long polls excepted")
+
+
+class WorkerSettings(_Settings):
+    """How one topic's worker fetches, runs and reports tasks (``MLC_WORKER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_WORKER_")
+
+    id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}", description="worker id")
+    max_tasks: int = Field(4, ge=1, le=256, description="tasks handled at once in this process")
+    lock_duration_ms: int = Field(60_000, ge=1_000, description="lock taken per task; extended while it runs")
+    async_response_timeout_ms: int = Field(20_000, ge=0, le=1_800_000, description="long-poll wait")
+    max_retries: int = Field(3, ge=0, description="retries after a failure before it becomes an incident")
+    retry_timeout_ms: int = Field(5_000, ge=0, description="wait before the first retry; doubles each time")
+    retry_timeout_max_ms: int = Field(600_000, ge=0, description="longest wait between retries")
+    drain_timeout_s: float = Field(25.0, ge=0, description="on SIGTERM, time held tasks get to finish")
+    health_host: str = Field("0.0.0.0", description="address of the health and metrics endpoint")
+    health_port: int = Field(9400, ge=0, le=65535, description="port of /health and /metrics; 0 picks one")
+
+
+class FleetSettings(_Settings):
+    """What ``mlc up`` starts locally and where it keeps its state (``MLC_FLEET_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_FLEET_")
+
+    home: Path = Field(Path(".mlc"), description="state of the local fleet: databases, artifacts, logs")
+    engine_jar: Path = Field(Path("deploy/engine/target/mlc-engine.jar"), description="the engine jar")
+    java_options: str = Field("-Xmx768m -XX:+UseSerialGC", description="JVM options of the engine")
+    bpmn_dir: Path = Field(Path("bpmn"), description="processes and decisions deployed on engine start")
+    engine_start_timeout_s: float = Field(180.0, gt=0, description="how long the engine may take to start")
+    worker_health_base_port: int = Field(9400, ge=1024, le=65000, description="first worker health port")
+
+
+class LogSettings(_Settings):
+    """Log output (``MLC_LOG_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_LOG_")
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, else JSON")
+
+
+def load(settings_class: type[S], **overrides: Any) -> S:
+    """Build ``settings_class`` from the environment, naming the variables at fault on error."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        problems = "; ".join(
+            f"{prefix}{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise ConfigurationError(f"invalid {settings_class.__name__}: {problems}") from exc

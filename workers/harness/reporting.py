@@ -1,0 +1,64 @@
+"""The one place where what a handler returned or raised becomes an engine call.
+
+Results are the library's ``TaskResult`` values, built with the library's ``ExternalTask`` verbs, so
+its retry arithmetic (the first failure sets ``max_retries``, each later one counts down) is kept.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+
+from camunda.external_task.external_task import ExternalTask, TaskResult
+from pydantic import ValidationError
+
+from workers.engine.client import EngineClient
+from workers.outcomes import BusinessError, FatalError, TaskOutcome
+
+__all__ = ["RetryPolicy", "describe_invalid_input", "report", "result_for_error"]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries after a failure, and the wait before each: ``base * 2**attempt``, capped."""
+
+    max_retries: int
+    base_timeout_ms: int
+    max_timeout_ms: int
+
+    def timeout_ms(self, task: ExternalTask) -> int:
+        remaining = task._context.get("retries")
+        attempt = 0 if remaining is None else max(0, self.max_retries - int(remaining) + 1)
+        return min(self.base_timeout_ms * 2**attempt, self.max_timeout_ms)
+
+
+def describe_invalid_input(topic: str, error: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in e['loc']) or 'variables'}: {e['msg']}" for e in error.errors()
+    )
+    return f"{topic}: invalid process variables: {problems}"
+
+
+def result_for_error(task: ExternalTask, error: BaseException, policy: RetryPolicy) -> TaskResult:
+    if isinstance(error, BusinessError):
+        return task.bpmn_error(error.code, error.message, error.variables)
+    details = "".join(traceback.format_exception(error))
+    if isinstance(error, FatalError):
+        return TaskResult.failure(task, error_message=error.message, error_details=details, retries=0, retry_timeout=0)
+    message = str(error) or type(error).__name__
+    if not isinstance(error, TaskOutcome):
+        message = f"{type(error).__name__}: {message}"
+    return task.failure(message, details, policy.max_retries, policy.timeout_ms(task))
+
+
+def report(client: EngineClient, result: TaskResult) -> str:
+    """Send ``result`` to the engine; returns what was sent: complete, bpmn-error, retry or incident."""
+    task_id = result.get_task().get_task_id()
+    if result.is_success():
+        client.complete(task_id, result.global_variables, result.local_variables)
+        return "complete"
+    if result.is_bpmn_error():
+        client.bpmn_failure(task_id, result.bpmn_error_code, result.error_message, result.global_variables)
+        return "bpmn-error"
+    client.failure(task_id, result.error_message, result.error_details, result.retries, result.retry_timeout)
+    return "retry" if result.retries > 0 else "incident"

@@ -1,0 +1,76 @@
+"""A topic: its name, its input and output models and its handler, declared together.
+
+A handler is a plain function ``handler(input, task) -> output``. It never speaks to the engine:
+the task loop fetches and locks, validates the variables into ``input``, extends the lock while the
+handler runs and reports what it returned or raised (:mod:`workers.outcomes`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["TaskContext", "TaskInput", "TaskOutput", "Topic"]
+
+
+class TaskInput(BaseModel):
+    """Base of input models: fields are process variables, named by their alias when they have one."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+
+class TaskOutput(BaseModel):
+    """Base of output models: every field is set as a process variable (by alias) on completion."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+In = TypeVar("In", bound=TaskInput)
+Out = TypeVar("Out", bound=TaskOutput)
+
+
+@dataclass(frozen=True)
+class TaskContext:
+    """What a handler may know about the task it runs, besides its input."""
+
+    task_id: str
+    topic: str
+    process_instance_id: str | None
+    process_definition_key: str | None
+    activity_id: str | None
+    business_key: str | None
+    retries: int | None
+    worker_id: str
+    extension_properties: dict[str, str] = field(default_factory=dict)
+    log: Any = field(default=None, compare=False, repr=False)
+
+    def progress(self, message: str, **values: Any) -> None:
+        """Log a step of long work, with the task's context attached."""
+        (self.log or structlog.get_logger("mlc")).info(message, progress=True, **values)
+
+
+@dataclass(frozen=True)
+class Topic(Generic[In, Out]):
+    """An external-task topic and the function that handles it."""
+
+    name: str
+    input_model: type[In]
+    output_model: type[Out]
+    handler: Callable[[In, TaskContext], Out]
+    description: str = ""
+    lock_duration_ms: int | None = None
+
+    @property
+    def variable_names(self) -> list[str]:
+        """The process variables the input model reads: only these are fetched with the task."""
+        return [f.alias or name for name, f in self.input_model.model_fields.items()]
+
+    def output_variables(self, output: Out) -> dict[str, Any]:
+        if not isinstance(output, self.output_model):
+            raise TypeError(f"handler of {self.name} returned {type(output).__name__}, "
+                            f"not {self.output_model.__name__}")
+        return output.model_dump(mode="json", by_alias=True)

@@ -1,0 +1,44 @@
+"""structlog set-up: JSON lines when not on a terminal, readable console output on one.
+
+Per-task context (topic, task id, process instance) is bound with
+``structlog.contextvars.bound_contextvars`` by the task loop, so every line a handler logs carries it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from workers.config import LogSettings
+
+__all__ = ["configure_logging", "get_logger"]
+
+
+def configure_logging(settings: LogSettings | None = None) -> None:
+    settings = settings or LogSettings()
+    json_output = settings.format == "json" or (settings.format == "auto" and not sys.stdout.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer() if json_output else structlog.dev.ConsoleRenderer()
+    )
+    level = logging.getLevelName(settings.level)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.dict_tracebacks if json_output else structlog.dev.set_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )
+    # the Camunda client logs every call through the standard library; keep only its warnings
+    logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+
+
+def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger("mlc", **context)

@@ -1,0 +1,18 @@
+"""Every topic the fleet handles, one module per topic named after it.
+
+``run-metrics-job`` lives in ``workers/topics/run_metrics_job.py``, and so on. :data:`TOPICS` is the
+fixed registry the CLI and the tests read; it is never modified at run time.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+from workers.harness.topic import Topic
+
+__all__ = ["TOPICS"]
+
+_ALL: tuple[Topic[Any, Any], ...] = ()
+
+TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})
