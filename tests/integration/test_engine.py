@@ -13,10 +13,11 @@ pytestmark = pytest.mark.engine
 
 
 def test_rest_api_requires_credentials_when_auth_is_on(engine_settings):
+    # an unknown user: a wrong password for the shared test user would trigger login throttling
     response = requests.get(f"{engine_settings.url}/process-definition", timeout=10)
     assert response.status_code == 401
     with pytest.raises(EngineAuthError):
-        EngineClient(EngineSettings(url=engine_settings.url, user="mlctest", password="wrong")).get("/process-definition")
+        EngineClient(EngineSettings(url=engine_settings.url, user="intruder", password="wrong")).get("/process-definition")
 
 
 def test_unchanged_files_are_not_deployed_again(engine):
