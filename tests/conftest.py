@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from workers.config import EngineSettings, FleetSettings
+from workers.config import EngineSettings, FleetSettings, MlflowSettings
 from workers.engine import EngineClient
-from workers.fleet import FleetError, engine_process
+from workers.fleet import FleetError, engine_process, mlflow_process
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -53,3 +53,16 @@ def harness_process(engine: EngineClient) -> str:
     """Deploys tests/fixtures/harness-check.bpmn; returns its process key."""
     engine.deploy("harness-tests", {"harness-check.bpmn": (FIXTURES / "harness-check.bpmn").read_bytes()})
     return "harness-check"
+
+
+@pytest.fixture(scope="session")
+def mlflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSettings]:
+    """A real MLflow tracking server (SQLite, local artifacts), started once per test session."""
+    home = tmp_path_factory.mktemp("mlflow-home")
+    settings = MlflowSettings(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment="mlc-tests")
+    try:
+        server = mlflow_process(FleetSettings(home=home), settings).start(timeout_s=120)
+    except FleetError as exc:
+        pytest.exit(f"the test MLflow server could not start: {exc}", returncode=3)
+    yield settings
+    server.stop()

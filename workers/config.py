@@ -22,6 +22,7 @@ __all__ = [
     "EngineSettings",
     "FleetSettings",
     "LogSettings",
+    "MlflowSettings",
     "WorkerSettings",
     "load",
 ]
@@ -96,6 +97,15 @@ class WorkerSettings(_Settings):
     drain_timeout_s: float = Field(25.0, ge=0, description="on SIGTERM, time held tasks get to finish")
     health_host: str = Field("0.0.0.0", description="address of the health and metrics endpoint")
     health_port: int = Field(9400, ge=0, le=65535, description="port of /health and /metrics; 0 picks one")
+
+
+class MlflowSettings(_Settings):
+    """The MLflow tracking server and model registry (``MLC_MLFLOW_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_MLFLOW_")
+
+    tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server URL")
+    experiment: str = Field("mlc-manager", description="experiment that holds the fleet's job runs")
 
 
 class FleetSettings(_Settings):

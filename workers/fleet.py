@@ -18,9 +18,9 @@ from urllib.parse import urlparse
 
 import requests
 
-from workers.config import EngineSettings, FleetSettings
+from workers.config import EngineSettings, FleetSettings, MlflowSettings
 
-__all__ = ["FleetError", "ManagedProcess", "engine_process", "wait_until", "worker_process"]
+__all__ = ["FleetError", "ManagedProcess", "engine_process", "mlflow_process", "wait_until", "worker_process"]
 
 
 class FleetError(Exception):
@@ -136,6 +136,27 @@ def engine_process(
         log_path=home / "logs" / "engine.log",
         ready=http_ok(f"{root}/actuator/health/readiness"),
         env=env,
+        cwd=home,
+    )
+
+
+def mlflow_process(fleet: FleetSettings, mlflow: MlflowSettings) -> ManagedProcess:
+    """An MLflow tracking server on SQLite with local artifacts under ``fleet.home``, at ``mlflow``'s port.
+
+    SQLite is a SQL store, so MLflow's registry webhooks work on it too.
+    """
+    home = fleet.home.resolve()
+    (home / "mlflow").mkdir(parents=True, exist_ok=True)
+    parsed = urlparse(mlflow.tracking_uri)
+    return ManagedProcess(
+        name="mlflow",
+        argv=[sys.executable, "-m", "mlflow", "server",
+              "--backend-store-uri", f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
+              "--artifacts-destination", str(home / "mlflow" / "artifacts"),
+              "--serve-artifacts", "--host", parsed.hostname or "127.0.0.1", "--port", str(parsed.port or 5000),
+              "--workers", "1"],
+        log_path=home / "logs" / "mlflow.log",
+        ready=http_ok(f"{mlflow.tracking_uri.rstrip('/')}/health"),
         cwd=home,
     )
 
