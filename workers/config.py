@@ -23,6 +23,7 @@ __all__ = [
     "FleetSettings",
     "LogSettings",
     "MlflowSettings",
+    "NotificationSettings",
     "WorkerSettings",
     "load",
 ]
@@ -106,6 +107,15 @@ class MlflowSettings(_Settings):
 
     tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server URL")
     experiment: str = Field("mlc-manager", description="experiment that holds the fleet's job runs")
+
+
+class NotificationSettings(_Settings):
+    """Where notifications go besides the log and the process history (``MLC_NOTIFY_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_NOTIFY_")
+
+    webhook_url: str | None = Field(None, description="URL that receives each notification as JSON (POST)")
+    timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook call")
 
 
 class FleetSettings(_Settings):

@@ -10,9 +10,12 @@ from types import MappingProxyType
 from typing import Any
 
 from workers.harness.topic import Topic
+from workers.topics import send_notification
 
 __all__ = ["TOPICS"]
 
-_ALL: tuple[Topic[Any, Any], ...] = ()
+_ALL: tuple[Topic[Any, Any], ...] = (
+    send_notification.TOPIC,
+)
 
 TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})

@@ -1,0 +1,43 @@
+# The project's two commands:  `make up` (start the local fleet)  and  `make test` (run the tests).
+# Everything else here is the set-up they share; each step is skipped when its output is current.
+# Needs: Python 3.11, Java 17, Maven, Node.js with npm.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+JAR    := deploy/engine/target/mlc-engine.jar
+
+.PHONY: up test setup engine venv lint-bpmn layout-bpmn clean
+
+up: setup
+	$(BIN)/mlc up
+
+test: setup
+	$(BIN)/python -m pytest
+
+setup: venv engine node_modules/.installed
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+engine: $(JAR)
+$(JAR): deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
+	mvn -B -q -f deploy/engine/pom.xml package -DskipTests
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-bpmn: node_modules/.installed
+	npx bpmnlint bpmn/*.bpmn
+
+# after editing a process by hand: add <incoming>/<outgoing> and lay out the diagram
+layout-bpmn: node_modules/.installed
+	node deploy/tools/layout-bpmn.mjs $(FILES)
+
+clean:
+	rm -rf $(VENV) node_modules deploy/engine/target .mlc

@@ -1,0 +1,72 @@
+"""Topic ``send-notification``: tell people how an MLC step ended (passed, errored, ...).
+
+Reads ``NOTIFICATION_KIND`` and ``NOTIFICATION_MESSAGE`` (usually input parameters of the task in
+the BPMN) and the model it is about; writes ``NOTIFICATION_ID`` and ``NOTIFIED_AT``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from functools import cache
+
+from pydantic import Field
+
+from workers.config import NotificationSettings, load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.notifications import Notifier, WebhookError
+from workers.outcomes import FatalError, RetryableError
+
+__all__ = ["TOPIC", "make_handler"]
+
+
+class NotificationInput(TaskInput):
+    kind: str = Field(alias="NOTIFICATION_KIND")
+    message: str = Field(alias="NOTIFICATION_MESSAGE")
+    model_id: str | None = Field(None, alias="MODEL_ID")
+    model_version: str | None = Field(None, alias="MODEL_VERSION")
+
+
+class NotificationOutput(TaskOutput):
+    notification_id: str = Field(alias="NOTIFICATION_ID")
+    notified_at: str = Field(alias="NOTIFIED_AT")
+
+
+Handler = Callable[[NotificationInput, TaskContext], NotificationOutput]
+
+
+def make_handler(notifier: Notifier) -> Handler:
+    def send_notification(data: NotificationInput, task: TaskContext) -> NotificationOutput:
+        notified_at = datetime.now(timezone.utc).isoformat()
+        try:
+            notifier.send({
+                "id": task.task_id,
+                "kind": data.kind,
+                "message": data.message,
+                "model_id": data.model_id,
+                "model_version": data.model_version,
+                "process_instance_id": task.process_instance_id,
+                "process": task.process_definition_key,
+                "at": notified_at,
+            })
+        except WebhookError as exc:
+            if exc.status is not None and exc.status < 500:
+                raise FatalError(str(exc)) from exc
+            raise RetryableError(str(exc)) from exc
+        return NotificationOutput(notification_id=task.task_id, notified_at=notified_at)
+
+    return send_notification
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(Notifier(load(NotificationSettings)))
+
+
+TOPIC = Topic(
+    name="send-notification",
+    input_model=NotificationInput,
+    output_model=NotificationOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="log a notification and POST it to MLC_NOTIFY_WEBHOOK_URL when set",
+)
