@@ -59,6 +59,26 @@ def run_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_up(args: argparse.Namespace) -> int:
+    from workers.local_fleet import LocalFleet, serve_forever
+
+    return serve_forever(LocalFleet.from_environment(), demo=not args.no_demo, exit_after_demo=args.exit_after_demo)
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    from workers.local_fleet import run_back_test, wait_for_back_test
+
+    with engine_client() as client:
+        request_id = run_back_test(client, args.model_id, version=args.version, input_file=args.input,
+                                   output_file=args.output)
+        print(f"back test of {args.model_id} signalled (MLC_REQUEST_ID={request_id})")
+        if args.wait:
+            outcome = wait_for_back_test(client, request_id, args.timeout)
+            print(outcome["summary"])
+            return 0 if outcome["end"] else 1
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--dir", default="bpmn", help="folder of .bpmn/.dmn/.form files (default: bpmn)")
     deploy.add_argument("--name", default="mlc-manager", help="deployment name (default: mlc-manager)")
     deploy.set_defaults(run=run_deploy)
+
+    up = commands.add_parser("up", help="start engine, MLflow, Jira dev server and workers; run the sample")
+    up.add_argument("--no-demo", action="store_true", help="skip the sample model and its back tests")
+    up.add_argument("--exit-after-demo", action="store_true", help="stop the fleet once the sample has run")
+    up.set_defaults(run=run_up)
+
+    backtest = commands.add_parser("backtest", help="signal Run Back Test for a model")
+    backtest.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
+    backtest.add_argument("--version", help="model version (default: the deployed one)")
+    backtest.add_argument("--input", help="labelled data (default: the version's test data)")
+    backtest.add_argument("--output", help="where scores go (default: an artifact of the job's run)")
+    backtest.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
+    backtest.add_argument("--timeout", type=float, default=300, help="seconds --wait waits (default 300)")
+    backtest.set_defaults(run=run_backtest)
 
     topics = commands.add_parser("topics", help="list the topics this fleet handles")
     topics.set_defaults(run=run_topics)

@@ -21,6 +21,7 @@ __all__ = [
     "ConfigurationError",
     "EngineSettings",
     "FleetSettings",
+    "JiraSettings",
     "LogSettings",
     "MlflowSettings",
     "NotificationSettings",
@@ -107,6 +108,22 @@ class MlflowSettings(_Settings):
 
     tracking_uri: str = Field("http://127.0.0.1:5000", description="MLflow tracking server URL")
     experiment: str = Field("mlc-manager", description="experiment that holds the fleet's job runs")
+
+
+class JiraSettings(_Settings):
+    """The Jira that tickets go to (``MLC_JIRA_*``): Cloud (REST v3) or Data Center (REST v2)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_JIRA_")
+
+    url: str = Field("http://127.0.0.1:8089", description="Jira base URL, e.g. https://acme.atlassian.net")
+    api_version: Literal["3", "2"] = Field("3", description="3: Jira Cloud; 2: Jira Data Center / Server")
+    auth: Literal["basic", "bearer"] = Field("basic", description="basic: user + API token; bearer: PAT")
+    user: str | None = Field("mlc@example.com", description="account email (Cloud) or user name (basic auth)")
+    token: SecretStr = Field(SecretStr("token"), description="API token or personal access token (or _FILE)")
+    project: str = Field("MLC", description="project key tickets are created in")
+    issue_type: str = Field("Task", description="issue type of created tickets")
+    expiration_field: str | None = Field(None, description="custom field holding an expiration date")
+    timeout_s: float = Field(15.0, gt=0, description="timeout of one Jira call")
 
 
 class NotificationSettings(_Settings):

@@ -20,7 +20,7 @@ __all__ = ["TaskContext", "TaskInput", "TaskOutput", "Topic"]
 class TaskInput(BaseModel):
     """Base of input models: fields are process variables, named by their alias when they have one."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, coerce_numbers_to_str=True)
 
 
 class TaskOutput(BaseModel):

@@ -1,0 +1,181 @@
+"""``mlc up``: the whole system on one machine, on the embedded defaults.
+
+Starts the engine (H2), an MLflow tracking server (SQLite), the Jira development server (unless
+``MLC_JIRA_URL`` names a real Jira) and one worker process per topic; registers the sample model and
+runs two sample back tests, one that passes and one that fails and opens a ticket; then waits for
+Ctrl-C and stops everything, workers first so they drain.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, load
+from workers.engine import EngineClient
+from workers.fleet import ManagedProcess, engine_process, http_ok, mlflow_process, wait_until, worker_process
+from workers.topics import TOPICS
+
+__all__ = ["LocalFleet", "run_back_test", "serve_forever", "wait_for_back_test"]
+
+BACK_TEST_SIGNAL = "com.modelop.mlc.definitions.Signals_Run_Back_Test_Jira"
+
+
+def run_back_test(engine: EngineClient, model_id: str, *, version: str | None = None,
+                  input_file: str | None = None, output_file: str | None = None) -> str:
+    """Send the seeds' back test signal; returns the request id the started instance carries."""
+    request_id = uuid.uuid4().hex
+    variables: dict[str, Any] = {"MODEL_ID": model_id, "MLC_REQUEST_ID": request_id}
+    for name, value in (("MODEL_VERSION", version), ("INPUT_FILE", input_file), ("OUTPUT_FILE", output_file)):
+        if value is not None:
+            variables[name] = value
+    engine.signal(BACK_TEST_SIGNAL, variables)
+    return request_id
+
+
+def find_instance(engine: EngineClient, request_id: str) -> dict[str, Any] | None:
+    found = engine.get("/history/process-instance", variables=f"MLC_REQUEST_ID_eq_{request_id}")
+    return found[0] if found else None
+
+
+def wait_for_back_test(engine: EngineClient, request_id: str, timeout_s: float) -> dict[str, Any]:
+    """Wait until the back test started for ``request_id`` ends or stops at an incident; describe it."""
+    instance: dict[str, Any] = {}
+
+    def settled() -> bool:
+        found = find_instance(engine, request_id)
+        if not found:
+            return False
+        instance.update(found)
+        return bool(found.get("endTime")) or bool(engine.get("/incident", processInstanceId=found["id"]))
+
+    wait_until(settled, timeout_s, interval_s=0.5)
+    return describe_back_test(engine, instance)
+
+
+@dataclass
+class LocalFleet:
+    fleet: FleetSettings
+    engine: EngineSettings
+    mlflow: MlflowSettings
+    jira: JiraSettings
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    @classmethod
+    def from_environment(cls) -> LocalFleet:
+        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings))
+
+    def worker_environment(self) -> dict[str, str]:
+        env = {
+            "MLC_ENGINE_URL": self.engine.url,
+            "MLC_MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
+            "MLC_JIRA_URL": self.jira.url,
+        }
+        if self.engine.user:
+            env["MLC_ENGINE_USER"] = self.engine.user
+        if self.engine.password:
+            env["MLC_ENGINE_PASSWORD"] = self.engine.password.get_secret_value()
+        return env
+
+    def start(self, say: Any = print) -> None:
+        self.fleet.home.mkdir(parents=True, exist_ok=True)
+        say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
+        self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
+        say("starting MLflow ...")
+        self._start(mlflow_process(self.fleet, self.mlflow), 120)
+        if "MLC_JIRA_URL" not in os.environ:
+            say("starting the Jira development server (set MLC_JIRA_URL for a real Jira) ...")
+            self._start(self._jira_dev_server(), 60)
+        environment = self.worker_environment()
+        for index, topic in enumerate(sorted(TOPICS)):
+            port = self.fleet.worker_health_base_port + index
+            self._start(worker_process(topic, self.fleet, port, environment), 120)
+        say(f"started {len(TOPICS)} workers: {', '.join(sorted(TOPICS))}")
+
+    def _jira_dev_server(self) -> ManagedProcess:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(self.jira.url)
+        return ManagedProcess(
+            name="jira-dev",
+            argv=[sys.executable, "-m", "workers.devservers.jira", "--host", parsed.hostname or "127.0.0.1",
+                  "--port", str(parsed.port or 8089)],
+            log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
+            ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+        )
+
+    def _start(self, process: ManagedProcess, timeout_s: float) -> None:
+        self.processes.append(process)
+        process.start(timeout_s)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def run_demo(self, say: Any = print, timeout_s: float = 300) -> dict[str, dict[str, Any]]:
+        """Register the sample model and run a passing and a failing back test; returns both outcomes."""
+        from workers.sample_model import register_sample_model  # trains with scikit-learn: import when used
+
+        sample = register_sample_model(self.mlflow)
+        say(f"sample model {sample.name} version {sample.version} registered in MLflow")
+        outcomes: dict[str, dict[str, Any]] = {}
+        with EngineClient(self.engine) as engine:
+            requests = {
+                "on its test data": run_back_test(engine, sample.name),
+                "on drifted data": run_back_test(engine, sample.name, input_file=sample.drifted_data_uri),
+            }
+            for label, request_id in requests.items():
+                outcomes[label] = wait_for_back_test(engine, request_id, timeout_s)
+                say(f"back test {label}: {outcomes[label]['summary']}")
+        return outcomes
+
+    def print_addresses(self, say: Any = print) -> None:
+        root = self.engine.url.rsplit("/engine-rest", 1)[0]
+        say(f"Cockpit   {root}/camunda  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
+        say(f"REST API  {self.engine.url}")
+        say(f"MLflow    {self.mlflow.tracking_uri}")
+        say(f"Jira      {self.jira.url}")
+
+
+def describe_back_test(engine: EngineClient, instance: dict[str, Any]) -> dict[str, Any]:
+    if not instance.get("id"):
+        return {"summary": "did not start (is run-back-test deployed?)", "end": None}
+    variables = {v["name"]: v["value"] for v in engine.get(
+        "/history/variable-instance", processInstanceId=instance["id"], deserializeValues="false")}
+    ends = engine.get("/history/activity-instance", processInstanceId=instance["id"], activityType="noneEndEvent")
+    end = ends[0]["activityName"] if ends else None
+    incidents = engine.get("/incident", processInstanceId=instance["id"])
+    if incidents:
+        summary = f"incident: {incidents[0]['incidentMessage']}"
+    elif end is None:
+        summary = "still running"
+    else:
+        ticket = variables.get("JIRA_TICKET")
+        summary = end + (f" ({ticket})" if ticket else "") + f": {variables.get('TEST_RESULT_MESSAGE', '')}"
+    return {"summary": summary, "end": end, "ticket": variables.get("JIRA_TICKET"),
+            "instance": instance["id"], "variables": variables}
+
+
+def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool) -> int:
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        fleet.start()
+        fleet.print_addresses()
+        if demo:
+            fleet.run_demo()
+        if exit_after_demo:
+            return 0
+        print("the fleet is running; Ctrl-C stops it")
+        stopping.wait()
+        return 0
+    finally:
+        print("stopping the fleet ...")
+        fleet.stop()
