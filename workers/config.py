@@ -122,7 +122,6 @@ class JiraSettings(_Settings):
     token: SecretStr = Field(SecretStr("token"), description="API token or personal access token (or _FILE)")
     project: str = Field("MLC", description="project key tickets are created in")
     issue_type: str = Field("Task", description="issue type of created tickets")
-    expiration_field: str | None = Field(None, description="custom field holding an expiration date")
     timeout_s: float = Field(15.0, gt=0, description="timeout of one Jira call")
 
 
