@@ -79,6 +79,30 @@ def run_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_dmn_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from workers.decisions import DecisionError, evaluate_dmn
+
+    try:
+        metrics = json.loads(Path(args.input).read_text())
+        dmn = Path(args.file).read_bytes()
+    except (OSError, ValueError) as exc:
+        print(f"mlc: cannot read {exc.filename if isinstance(exc, OSError) else args.input}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(metrics, dict):
+        print(f"mlc: {args.input} must hold a JSON object of metric names to numbers", file=sys.stderr)
+        return 2
+    try:
+        with engine_client() as client:
+            result = evaluate_dmn(dmn, metrics, client)
+    except DecisionError as exc:
+        print(json.dumps({"error": exc.code, "message": exc.message}, indent=2))
+        return 1
+    print(json.dumps(result.as_variables(), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
     backtest.add_argument("--timeout", type=float, default=300, help="seconds --wait waits (default 300)")
     backtest.set_defaults(run=run_backtest)
+
+    dmn = commands.add_parser("dmn", help="test criteria (DMN) tools").add_subparsers(dest="dmn", required=True)
+    evaluate = dmn.add_parser("evaluate", help="evaluate a DMN on metrics with the engine's DMN engine")
+    evaluate.add_argument("file", metavar="FILE.dmn", help="the DMN, as exported (ModelOp format accepted)")
+    evaluate.add_argument("--input", required=True, metavar="metrics.json", help="JSON object of metrics")
+    evaluate.set_defaults(run=run_dmn_evaluate)
 
     topics = commands.add_parser("topics", help="list the topics this fleet handles")
     topics.set_defaults(run=run_topics)

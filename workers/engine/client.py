@@ -56,6 +56,9 @@ class EngineClient(ExternalTaskClient):
             "lockDuration": lock_duration_ms,
             "asyncResponseTimeout": async_response_timeout_ms,
             "httpTimeoutMillis": int(settings.request_timeout_s * 1000),
+            # serialized values: with the library's default (True) a Json variable arrives as Spin's
+            # object metadata instead of its content; workers.engine.variables decodes the JSON
+            "deserializeValues": False,
         }
         if settings.user:
             password = settings.password.get_secret_value() if settings.password else ""

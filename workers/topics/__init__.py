@@ -10,11 +10,13 @@ from types import MappingProxyType
 from typing import Any
 
 from workers.harness.topic import Topic
-from workers.topics import send_notification
+from workers.topics import create_jira, evaluate_dmn, send_notification
 
 __all__ = ["TOPICS"]
 
 _ALL: tuple[Topic[Any, Any], ...] = (
+    create_jira.TOPIC,
+    evaluate_dmn.TOPIC,
     send_notification.TOPIC,
 )
 

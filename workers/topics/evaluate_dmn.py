@@ -1,0 +1,73 @@
+"""Topic ``evaluate-dmn``: judge a metrics job's metrics by the model's test-criteria DMN.
+
+Reads ``DMN_FILE`` (local path or artifact URI of the ``.dmn``) and ``METRICS`` (JSON object of
+metric name → number, null for "not computed"); writes ``TEST_RESULT``, ``TEST_RESULT_MESSAGE``,
+``TEST_RESULT_DETAILS`` (the matched rows), ``TEST_RESULT_METRICS`` (the values the decision saw,
+-99 for those not computed) and ``TEST_RESULT_DECISION`` (the decision key in the engine).
+
+A DMN that cannot be read or used ends the task with BPMN error ``DMN_NOT_FOUND`` or ``DMN_INVALID``;
+the evaluation itself is :func:`workers.decisions.evaluate_dmn`, as for ``mlc dmn evaluate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from pydantic import Field
+
+from workers.config import EngineSettings, MlflowSettings, load
+from workers.decisions import DecisionError, evaluate_dmn, read_dmn
+from workers.engine.client import EngineClient
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, FatalError
+
+__all__ = ["TOPIC", "EvaluateDmnInput", "EvaluateDmnOutput", "make_handler"]
+
+
+class EvaluateDmnInput(TaskInput):
+    dmn_file: str = Field(alias="DMN_FILE")
+    metrics: dict[str, float | None] = Field(alias="METRICS")
+
+
+class EvaluateDmnOutput(TaskOutput):
+    test_result: bool = Field(alias="TEST_RESULT")
+    test_result_message: str = Field(alias="TEST_RESULT_MESSAGE")
+    test_result_details: list[dict[str, Any]] = Field(alias="TEST_RESULT_DETAILS")
+    test_result_metrics: dict[str, float] = Field(alias="TEST_RESULT_METRICS")
+    test_result_decision: str = Field(alias="TEST_RESULT_DECISION")
+
+
+Handler = Callable[[EvaluateDmnInput, TaskContext], EvaluateDmnOutput]
+
+
+def make_handler(engine: EngineClient, mlflow: MlflowSettings) -> Handler:
+    """The handler, evaluating on ``engine`` and reading DMN artifacts through ``mlflow``."""
+
+    def evaluate(data: EvaluateDmnInput, task: TaskContext) -> EvaluateDmnOutput:
+        try:
+            result = evaluate_dmn(read_dmn(data.dmn_file, mlflow), data.metrics, engine)
+        except DecisionError as exc:
+            if exc.code == "METRICS_INVALID":
+                raise FatalError(exc.message) from exc
+            raise BusinessError(exc.code, f"{data.dmn_file}: {exc.message}") from exc
+        task.progress("test criteria evaluated", passed=result.passed, decision=result.decision_key,
+                      rows=len(result.rows))
+        return EvaluateDmnOutput.model_validate(result.as_variables())
+
+    return evaluate
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"), load(MlflowSettings))
+
+
+TOPIC = Topic(
+    name="evaluate-dmn",
+    input_model=EvaluateDmnInput,
+    output_model=EvaluateDmnOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="evaluate the model's test-criteria DMN on the metrics with the engine's DMN engine",
+)
