@@ -66,3 +66,19 @@ def mlflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow
         pytest.exit(f"the test MLflow server could not start: {exc}", returncode=3)
     yield settings
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def jira_server() -> Iterator["JiraDevServer"]:
+    """The Jira-compatible development server, checking requests against Atlassian's OpenAPI."""
+    from workers.devservers.jira import JiraDevServer
+
+    with JiraDevServer(port=0).start() as server:
+        yield server
+
+
+@pytest.fixture
+def jira(jira_server: "JiraDevServer") -> "JiraDevServer":
+    """The session's Jira development server with no faults pending."""
+    jira_server.inject_faults(503, 0)
+    return jira_server
