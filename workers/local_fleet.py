@@ -1,7 +1,7 @@
 """``mlc up``: the whole system on one machine, on the embedded defaults.
 
-Starts the engine (H2), an MLflow tracking server (SQLite), the Jira development server (unless
-``MLC_JIRA_URL`` names a real Jira) and one worker process per topic; registers the sample model and
+Starts the engine (H2), an MLflow tracking server (SQLite), the Jira development server (when
+``MLC_JIRA_URL`` is on loopback, as by default) and one worker process per topic; registers the sample model and
 runs two sample back tests, one that passes and one that fails and opens a ticket; then waits for
 Ctrl-C and stops everything, workers first so they drain.
 """
@@ -15,6 +15,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, load
 from workers.engine import EngineClient
@@ -88,8 +89,8 @@ class LocalFleet:
         self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
         self._start(mlflow_process(self.fleet, self.mlflow), 120)
-        if "MLC_JIRA_URL" not in os.environ:
-            say("starting the Jira development server (set MLC_JIRA_URL for a real Jira) ...")
+        if self.jira_is_local:
+            say(f"starting the Jira development server at {self.jira.url} (MLC_JIRA_URL names a real Jira) ...")
             self._start(self._jira_dev_server(), 60)
         environment = self.worker_environment()
         for index, topic in enumerate(sorted(TOPICS)):
@@ -97,9 +98,12 @@ class LocalFleet:
             self._start(worker_process(topic, self.fleet, port, environment), 120)
         say(f"started {len(TOPICS)} workers: {', '.join(sorted(TOPICS))}")
 
-    def _jira_dev_server(self) -> ManagedProcess:
-        from urllib.parse import urlparse
+    @property
+    def jira_is_local(self) -> bool:
+        """A Jira URL on this machine's loopback means the development server; a real Jira never is."""
+        return urlparse(self.jira.url).hostname in ("127.0.0.1", "localhost", "::1")
 
+    def _jira_dev_server(self) -> ManagedProcess:
         parsed = urlparse(self.jira.url)
         return ManagedProcess(
             name="jira-dev",
