@@ -39,11 +39,12 @@ def local_copy(uri: str, mlflow: MlflowSettings) -> Iterator[Path]:
             raise ArtifactNotFound(f"{uri}: no such file")
         yield path
         return
-    import mlflow.artifacts  # imported here: MLflow is slow to import and not every caller needs it
+    # imported here, under its own name: MLflow is slow to import and not every caller needs it
+    from mlflow.artifacts import download_artifacts
 
     with tempfile.TemporaryDirectory(prefix="mlc-artifact-") as directory:
         try:
-            path = mlflow.artifacts.download_artifacts(
+            path = download_artifacts(
                 artifact_uri=uri, dst_path=directory, tracking_uri=mlflow.tracking_uri)
         except Exception as exc:  # MLflow raises many types (MlflowException, OSError, boto errors)
             raise ArtifactNotFound(f"{uri}: cannot download ({exc})") from exc

@@ -40,7 +40,9 @@ def run_back_test(engine: EngineClient, model_id: str, *, version: str | None = 
 
 
 def find_instance(engine: EngineClient, request_id: str) -> dict[str, Any] | None:
-    found = engine.get("/history/process-instance", variables=f"MLC_REQUEST_ID_eq_{request_id}")
+    # POST: the GET form splits KEY_OPERATOR_VALUE on underscores, which variable names contain
+    found = engine.post("/history/process-instance",
+                        {"variables": [{"name": "MLC_REQUEST_ID", "operator": "eq", "value": request_id}]})
     return found[0] if found else None
 
 

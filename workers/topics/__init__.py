@@ -10,13 +10,15 @@ from types import MappingProxyType
 from typing import Any
 
 from workers.harness.topic import Topic
-from workers.topics import create_jira, evaluate_dmn, send_notification
+from workers.topics import create_jira, evaluate_dmn, get_model, run_metrics_job, send_notification
 
 __all__ = ["TOPICS"]
 
 _ALL: tuple[Topic[Any, Any], ...] = (
     create_jira.TOPIC,
     evaluate_dmn.TOPIC,
+    get_model.TOPIC,
+    run_metrics_job.TOPIC,
     send_notification.TOPIC,
 )
 

@@ -1,0 +1,40 @@
+"""The README's first command: `mlc up` starts the fleet and takes the sample model through Run Back Test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.engine
+def test_mlc_up_runs_a_passing_and_a_failing_back_test_then_stops_cleanly(tmp_path):
+    base_port = free_port()
+    environment = {
+        **os.environ,
+        "MLC_FLEET_HOME": str(tmp_path / "fleet"),
+        "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
+        "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
+        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(base_port),
+        "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
+        "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
+        "MLC_LOG_FORMAT": "json",
+    }
+    result = subprocess.run([sys.executable, "-m", "workers", "up", "--exit-after-demo"], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "back test on its test data: Back test passed" in output
+    assert "back test on drifted data: Back test failed, ticket open (MLC-1)" in output
+    assert "Cockpit   http://127.0.0.1:" in output
+    assert "stopping the fleet" in output
+    for log in ("engine.log", "mlflow.log", "jira-dev.log", "worker-run-metrics-job.log"):
+        assert (tmp_path / "fleet" / "logs" / log).exists(), log

@@ -1,0 +1,366 @@
+"""run-metrics-job: scoring in chunks, scikit-learn metrics recorded as an MLflow run, the failures that
+open a review ticket; and get-model → run-metrics-job through the harness on the real engine."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import mlflow.artifacts
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.support import finished_instance, running_loop, unique_topic, variables_of
+from workers.config import MlflowSettings
+from workers.harness.topic import TaskContext
+from workers.outcomes import BusinessError, RetryableError
+from workers.registry import ModelRegistry
+from workers.sample_model import SampleModel, register_sample_model, sample_criteria
+from workers.topics import get_model as get_model_topic
+from workers.topics import run_metrics_job
+from workers.topics.run_metrics_job import NOT_COMPUTED, MetricsJobInput, make_handler
+
+SAMPLE = "metrics-tests-sample"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+CLASSIFICATION_METRICS = {"auc", "accuracy", "precision", "recall", "f1_score"}
+
+
+class ProgressLog:
+    """Stands in for the task's logger: records what the handler reports."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, message: str, **values: Any) -> None:
+        self.events.append((message, values))
+
+
+def task(log: ProgressLog | None = None) -> TaskContext:
+    return TaskContext(task_id=f"task-{uuid.uuid4().hex[:6]}", topic="run-metrics-job", process_instance_id="pi-1",
+                       process_definition_key="run-back-test", activity_id="run-metrics-job", business_key=None,
+                       retries=None, worker_id="w", log=log)
+
+
+def job(model: str, version: str | int, input_file: str | Path, **variables: Any) -> MetricsJobInput:
+    return MetricsJobInput.model_validate({"MODEL_ID": model, "MODEL_VERSION": version,
+                                           "INPUT_FILE": str(input_file), **variables})
+
+
+def download(settings: MlflowSettings, uri: str, directory: Path) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(directory),
+                                                    tracking_uri=settings.tracking_uri))
+
+
+@pytest.fixture(scope="module")
+def sample(mlflow_settings: MlflowSettings) -> SampleModel:
+    return register_sample_model(mlflow_settings, name=SAMPLE, service="metrics-tests")
+
+
+@pytest.fixture(scope="module")
+def local_data(sample: SampleModel, mlflow_settings: MlflowSettings, tmp_path_factory) -> dict[str, Path]:
+    """The sample's test and drifted data as local files."""
+    folder = tmp_path_factory.mktemp("metrics-data")
+    return {"test": download(mlflow_settings, sample.test_data_uri, folder / "test"),
+            "drifted": download(mlflow_settings, sample.drifted_data_uri, folder / "drifted")}
+
+
+@pytest.fixture(scope="module")
+def run_job(mlflow_settings: MlflowSettings):
+    return make_handler(mlflow_settings)
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+def register_saved_model(settings: MlflowSettings, save: Any, name: str) -> str:
+    """Save a model with ``save(path)`` (no tracking server needed), log it to a run, register it; its version."""
+    import tempfile
+
+    client = MlflowClient(settings.tracking_uri)
+    run_id = client.create_run(experiment_id(client, "metrics-tests-models")).info.run_id
+    with tempfile.TemporaryDirectory() as directory:
+        save(str(Path(directory) / "model"))
+        client.log_artifacts(run_id, str(Path(directory) / "model"), "model")
+    client.create_registered_model(name)
+    return str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
+
+
+# -- metrics ---------------------------------------------------------------------------------------
+
+
+def test_metrics_of_the_sample_on_its_test_data_are_recorded(run_job, sample, mlflow_settings, tmp_path):
+    output = run_job(job(SAMPLE, sample.version, sample.test_data_uri), task())
+    assert set(output.metrics) == CLASSIFICATION_METRICS
+    assert output.metrics["auc"] > 0.9
+    assert output.metrics["accuracy"] > 0.9
+    assert output.rows_scored == 171
+    client = MlflowClient(mlflow_settings.tracking_uri)
+    run = client.get_run(output.metrics_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
+    assert run.data.metrics == output.metrics
+    assert run.data.tags["mlc.job"] == "metrics"
+    assert run.data.tags["mlc.model_name"] == SAMPLE
+    assert run.data.tags["mlc.model_version"] == sample.version
+    assert run.data.params["input_file"] == sample.test_data_uri
+    assert run.data.params["rows"] == "171"
+    version = client.get_model_version(SAMPLE, sample.version)
+    assert version.tags["mlc.last_metrics_run"] == output.metrics_run_id
+    # no OUTPUT_FILE: the scores are an artifact of the job's run
+    assert output.output_file == f"runs:/{output.metrics_run_id}/output/scores.csv"
+    scores = pd.read_csv(download(mlflow_settings, output.output_file, tmp_path))
+    assert len(scores) == 171
+    assert list(scores.columns[-3:]) == ["label", "prediction", "score"]
+    assert ((scores["score"] > 0.5) == (scores["prediction"] == 1)).all()
+
+
+def test_drifted_data_fails_the_auc_criterion(run_job, sample, local_data):
+    output = run_job(job(SAMPLE, sample.version, local_data["drifted"]), task())
+    assert output.metrics["auc"] < 0.7
+    assert output.metrics["f1_score"] < 0.6
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_scores_are_written_to_the_given_output_file(run_job, sample, local_data, tmp_path, suffix):
+    target = tmp_path / "results" / f"scores{suffix}"
+    output = run_job(job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=str(target)), task())
+    assert output.output_file == str(target)
+    written = pd.read_csv(target) if suffix == ".csv" else pd.read_parquet(target)
+    original = pd.read_csv(local_data["test"])
+    assert len(written) == len(original) == output.rows_scored
+    assert list(written.columns) == [*original.columns, "prediction", "score"]
+    assert set(written["prediction"]) <= {0, 1}
+
+
+def test_parquet_input_and_an_artifact_uri_output(run_job, sample, local_data, mlflow_settings, tmp_path):
+    parquet = tmp_path / "test_data.parquet"
+    pd.read_csv(local_data["test"]).to_parquet(parquet, index=False)
+    holder = ModelRegistry(mlflow_settings).log_job_run(run_name="exports", tags={}, params={}, metrics={})
+    target = f"runs:/{holder}/exports/scores.parquet"
+    output = run_job(job(SAMPLE, sample.version, parquet, OUTPUT_FILE=target), task())
+    assert output.output_file == target
+    assert output.metrics["auc"] > 0.9
+    assert len(pd.read_parquet(download(mlflow_settings, target, tmp_path / "download"))) == 171
+
+
+def test_chunked_scoring_gives_the_metrics_of_the_whole(mlflow_settings, sample, local_data, tmp_path):
+    bigger = tmp_path / "bigger.csv"
+    pd.concat([pd.read_csv(local_data["test"])] * 3, ignore_index=True).to_csv(bigger, index=False)
+    log = ProgressLog()
+    chunked = make_handler(mlflow_settings, chunk_rows=40, progress_every=4)(job(SAMPLE, sample.version, bigger),
+                                                                              task(log))
+    whole = make_handler(mlflow_settings, chunk_rows=10_000)(job(SAMPLE, sample.version, bigger), task())
+    assert chunked.rows_scored == whole.rows_scored == 3 * 171
+    assert chunked.metrics == pytest.approx(whole.metrics)
+    scoring = [values for message, values in log.events if message == "scoring"]
+    assert [(v["chunks"], v["rows"]) for v in scoring] == [(4, 160), (8, 320), (12, 480)]  # 13 chunks of 40
+    assert all(values.get("progress") for _, values in log.events)
+
+
+def test_regression_metrics_for_a_regressor(mlflow_settings, run_job, tmp_path):
+    import mlflow.sklearn
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    features, target = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge(alpha=0.1).fit(features.iloc[:300], target.iloc[:300])
+    name = f"metrics-tests-regressor-{uuid.uuid4().hex[:6]}"
+    version = register_saved_model(mlflow_settings, lambda path: mlflow.sklearn.save_model(
+        model, path, pip_requirements=[]), name)
+    data = tmp_path / "held_out.csv"
+    features.iloc[300:].assign(progression=target.iloc[300:]).to_csv(data, index=False)
+    output = run_job(job(name, version, data, LABEL_COLUMN="progression"), task())
+    assert set(output.metrics) == {"rmse", "mae", "r2_score"}
+    assert output.metrics["r2_score"] > 0.3
+    assert 0 < output.metrics["mae"] < output.metrics["rmse"] < 80
+
+
+class RadiusRule(mlflow.pyfunc.PythonModel):
+    """A pyfunc-only classifier: benign (1) when the mean radius is small."""
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> np.ndarray:
+        return (model_input["mean radius"] < 15).astype(int).to_numpy()
+
+
+def test_pyfunc_classifier_without_scores_has_no_auc(mlflow_settings, run_job, local_data):
+    name = f"metrics-tests-pyfunc-{uuid.uuid4().hex[:6]}"
+    version = register_saved_model(mlflow_settings, lambda path: mlflow.pyfunc.save_model(
+        path, python_model=RadiusRule(), pip_requirements=[]), name)
+    output = run_job(job(name, version, local_data["test"]), task())
+    assert output.metrics["auc"] == NOT_COMPUTED
+    assert output.metrics["accuracy"] > 0.8
+
+
+def test_one_class_only_has_no_auc(run_job, sample, local_data, tmp_path):
+    data = pd.read_csv(local_data["test"])
+    benign = tmp_path / "benign.csv"
+    data[data["label"] == 1].to_csv(benign, index=False)
+    output = run_job(job(SAMPLE, sample.version, benign), task())
+    assert output.metrics["auc"] == NOT_COMPUTED
+    assert output.metrics["recall"] > 0.9
+
+
+# -- failures --------------------------------------------------------------------------------------
+
+
+def job_failure(handler, data: MetricsJobInput) -> str:
+    with pytest.raises(BusinessError) as error:
+        handler(data, task())
+    assert error.value.code == "TEST_JOB_FAILED"
+    return error.value.message
+
+
+def test_unknown_model_or_version_fails_the_job(run_job, sample, local_data):
+    assert job_failure(run_job, job("no-such-model", 1, local_data["test"])) == (
+        "version 1 of model 'no-such-model' not found")
+    assert job_failure(run_job, job(SAMPLE, 77, local_data["test"])) == f"version 77 of model {SAMPLE!r} not found"
+
+
+def test_malformed_csv_fails_the_job_naming_the_line(run_job, sample, local_data, tmp_path):
+    bad = tmp_path / "bad.csv"
+    lines = local_data["test"].read_text().splitlines()
+    bad.write_text("\n".join([*lines[:5], lines[5] + ",1,2", *lines[6:]]))
+    message = job_failure(run_job, job(SAMPLE, sample.version, bad))
+    assert message.startswith(f"{bad}: malformed CSV") and "line 6" in message
+
+
+def test_missing_label_column_fails_the_job_listing_the_columns(run_job, sample, local_data):
+    message = job_failure(run_job, job(SAMPLE, sample.version, local_data["test"], LABEL_COLUMN="diagnosis"))
+    assert message.startswith(f"{local_data['test']}: no column 'diagnosis'; the columns are mean radius, ")
+    assert message.endswith(", label")
+
+
+def test_missing_labels_fail_the_job(run_job, sample, local_data, tmp_path):
+    data = pd.read_csv(local_data["test"])
+    data.loc[[3, 9], "label"] = None
+    holes = tmp_path / "holes.csv"
+    data.to_csv(holes, index=False)
+    assert "2 rows from row 1 on have no value in label column 'label'" in job_failure(
+        run_job, job(SAMPLE, sample.version, holes))
+
+
+def test_missing_input_file_fails_the_job(run_job, sample, tmp_path):
+    assert job_failure(run_job, job(SAMPLE, sample.version, tmp_path / "absent.csv")) == (
+        f"{tmp_path / 'absent.csv'}: no such file")
+
+
+@pytest.mark.parametrize("variables", [{"INPUT_FILE": "/data/test.xlsx"}, {"OUTPUT_FILE": "/data/out.json"}])
+def test_unsupported_file_type_fails_the_job(run_job, sample, local_data, variables):
+    data = job(SAMPLE, sample.version, local_data["test"]).model_copy(update={
+        "input_file": variables.get("INPUT_FILE", str(local_data["test"])),
+        "output_file": variables.get("OUTPUT_FILE")})
+    assert "unsupported file type" in job_failure(run_job, data)
+
+
+def test_data_the_model_cannot_take_fails_the_job(run_job, sample, local_data, tmp_path):
+    narrow = tmp_path / "narrow.csv"
+    pd.read_csv(local_data["test"])[["mean radius", "label"]].to_csv(narrow, index=False)
+    message = job_failure(run_job, job(SAMPLE, sample.version, narrow))
+    assert message.startswith(f"{narrow}: the model needs columns the file lacks: mean texture, ")
+
+
+def test_labels_the_model_does_not_predict_fail_the_job(run_job, sample, local_data, tmp_path):
+    data = pd.read_csv(local_data["test"])
+    words = tmp_path / "words.csv"
+    data.assign(label=data["label"].map({0: "malignant", 1: "benign"})).to_csv(words, index=False)
+    message = job_failure(run_job, job(SAMPLE, sample.version, words))
+    assert message.startswith("classification metrics cannot be computed from labels like ['benign', ")
+    assert "and predictions like [1, " in message
+
+
+def test_unloadable_model_fails_the_job(mlflow_settings, run_job, local_data):
+    def save_broken(path: str) -> None:
+        Path(path).mkdir(parents=True)
+        (Path(path) / "MLmodel").write_text(
+            "flavors:\n  python_function:\n    loader_module: mlflow.sklearn\n    model_path: model.pkl\n"
+            "  sklearn:\n    pickled_model: model.pkl\n    serialization_format: cloudpickle\n")
+        (Path(path) / "model.pkl").write_bytes(b"not a pickle at all")
+
+    name = f"metrics-tests-broken-{uuid.uuid4().hex[:6]}"
+    version = register_saved_model(mlflow_settings, save_broken, name)
+    message = job_failure(run_job, job(name, version, local_data["test"]))
+    assert message.startswith(f"version {version} of model {name!r} cannot be loaded: ")
+
+
+def test_output_that_cannot_be_stored_fails_the_job(run_job, sample, local_data, mlflow_settings):
+    target = f"runs:/{'0' * 32}/exports/scores.csv"
+    message = job_failure(run_job, job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=target))
+    assert message.startswith(f"{target}: cannot store the scored output")
+
+
+def test_unreachable_registry_is_retryable(local_data):
+    handler = make_handler(MlflowSettings(tracking_uri="http://127.0.0.1:9"))
+    with pytest.raises(RetryableError, match="unavailable"):
+        handler(job("any", 1, local_data["test"]), task())
+
+
+# -- through the engine ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def metrics_process(engine) -> str:
+    engine.deploy("metrics-tests", {"metrics-check.bpmn": (FIXTURES / "metrics-check.bpmn").read_bytes()})
+    return "metrics-check"
+
+
+def run_metrics_check(engine, engine_settings, mlflow_settings, **variables: Any) -> tuple[dict, dict]:
+    get_model = dataclasses.replace(get_model_topic.TOPIC, name=unique_topic("get-model"),
+                                    handler=get_model_topic.make_handler(mlflow_settings))
+    metrics_job = dataclasses.replace(run_metrics_job.TOPIC, name=unique_topic("metrics"),
+                                      handler=make_handler(mlflow_settings))
+    instance = engine.start_process("metrics-check", {"getModelTopic": get_model.name,
+                                                      "metricsTopic": metrics_job.name, **variables})["id"]
+    with running_loop(get_model, engine_settings), running_loop(metrics_job, engine_settings):
+        entry = finished_instance(engine, instance, timeout_s=60)
+    values = {name: json.loads(value) if name in ("METRICS", "MODEL_DETAILS") else value
+              for name, value in variables_of(engine, instance).items()}
+    return entry, values
+
+
+@pytest.mark.engine
+def test_get_model_then_metrics_job_through_the_harness(engine, engine_settings, mlflow_settings, sample,
+                                                        metrics_process):
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID=SAMPLE)
+    assert entry["endActivityId"] == "done", variables
+    assert variables["MODEL_VERSION"] == sample.version
+    assert variables["MODEL_DETAILS"]["service"] == "metrics-tests"
+    assert variables["HAS_DMN"] is True
+    assert variables["METRICS"]["auc"] > 0.9
+    assert variables["ROWS_SCORED"] == 171
+    assert variables["OUTPUT_FILE"] == f"runs:/{variables['METRICS_RUN_ID']}/output/scores.csv"
+
+
+@pytest.mark.engine
+def test_a_job_that_cannot_run_takes_the_modelled_error_path(engine, engine_settings, mlflow_settings, sample,
+                                                             metrics_process, tmp_path):
+    absent = str(tmp_path / "absent.csv")
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID=SAMPLE, INPUT_FILE=absent)
+    assert entry["endActivityId"] == "job-failed"
+    assert variables["ERROR_CODE"] == "TEST_JOB_FAILED"
+    assert variables["ERROR_MESSAGE"] == f"{absent}: no such file"
+
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID="no-such-model")
+    assert entry["endActivityId"] == "model-error"
+    assert variables["ERROR_CODE"] == "MODEL_NOT_FOUND"
+
+
+@pytest.mark.engine
+def test_the_sample_criteria_pass_its_test_data_and_fail_its_drifted_data(engine, run_job, sample, local_data):
+    from workers.decisions import evaluate_dmn  # the evaluate-dmn topic's way of running criteria
+
+    passed = evaluate_dmn(sample_criteria(), run_job(job(SAMPLE, sample.version, local_data["test"]), task()).metrics,
+                          engine)
+    failed = evaluate_dmn(sample_criteria(),
+                          run_job(job(SAMPLE, sample.version, local_data["drifted"]), task()).metrics, engine)
+    assert passed.passed is True
+    assert failed.passed is False
+    assert {row.reason for row in failed.rows if not row.passes} == {"AUC below 0.7", "F1 score below 0.6"}
+    assert evaluate_dmn(sample_criteria(), {"auc": NOT_COMPUTED, "f1_score": 0.9}, engine).passed is False

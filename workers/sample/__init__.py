@@ -1,0 +1,1 @@
+"""Package data: the sample model's test criteria (``test_criteria.dmn``)."""

@@ -1,0 +1,317 @@
+"""Topic ``run-metrics-job``: score labelled data with a model version and compute its metrics.
+
+Reads ``MODEL_ID``, ``MODEL_VERSION``, ``INPUT_FILE`` (labelled CSV or Parquet), optional
+``OUTPUT_FILE`` and ``LABEL_COLUMN`` (default ``label``). Scores the file chunk by chunk, keeping
+only labels and scores in memory, and writes the input columns plus ``prediction`` (and ``score``, the
+positive class probability of a binary classifier) to ``OUTPUT_FILE``, or, without one, to the
+artifact ``output/scores.csv`` of the job's run. Metrics come from scikit-learn: ``auc`` (-99 when
+not computable), ``accuracy``, ``precision``, ``recall``, ``f1_score`` for classifiers; ``rmse``,
+``mae``, ``r2_score`` for regressions.
+
+The job is recorded as an MLflow run tagged ``mlc.job=metrics`` with the model's name and version,
+and the version's tag ``mlc.last_metrics_run`` points at it. Writes ``METRICS``, ``METRICS_RUN_ID``,
+``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data missing or malformed, no label
+column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` naming the cause.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+from pydantic import Field, field_validator
+
+from workers import artifacts
+from workers.config import MlflowSettings, load
+from workers.datafiles import DEFAULT_CHUNK_ROWS, ChunkWriter, DataFileError, data_format, read_chunks
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, RetryableError
+from workers.registry import (
+    LoadedModel,
+    ModelNotFound,
+    ModelNotLoadable,
+    ModelRegistry,
+    RegistryError,
+    RegistryUnavailable,
+)
+
+__all__ = ["NOT_COMPUTED", "TOPIC", "MetricsJobInput", "MetricsJobOutput", "compute_metrics", "make_handler"]
+
+NOT_COMPUTED = -99.0
+"""The value of a metric the data does not allow (AUC with one class present, R² of one row)."""
+
+FAILED = "TEST_JOB_FAILED"
+DEFAULT_OUTPUT_ARTIFACT = "output/scores.csv"
+LAST_RUN_TAG = "mlc.last_metrics_run"
+_REGRESSION_MIN_DISTINCT = 20
+
+TaskKind = Literal["classification", "regression"]
+
+
+class MetricsJobInput(TaskInput):
+    model_id: str = Field(alias="MODEL_ID", min_length=1)
+    model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    input_file: str = Field(alias="INPUT_FILE", min_length=1)
+    output_file: str | None = Field(None, alias="OUTPUT_FILE")
+    label_column: str = Field("label", alias="LABEL_COLUMN", min_length=1)
+
+    @field_validator("model_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("output_file")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
+class MetricsJobOutput(TaskOutput):
+    metrics: dict[str, float] = Field(alias="METRICS")
+    metrics_run_id: str = Field(alias="METRICS_RUN_ID")
+    output_file: str = Field(alias="OUTPUT_FILE")
+    rows_scored: int = Field(alias="ROWS_SCORED")
+
+
+Handler = Callable[[MetricsJobInput, TaskContext], MetricsJobOutput]
+
+
+def make_handler(settings: MlflowSettings, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 progress_every: int = 10) -> Handler:
+    """The ``run-metrics-job`` handler against the MLflow of ``settings``.
+
+    Reads ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks.
+    """
+    registry = ModelRegistry(settings)
+
+    def run_metrics_job(data: MetricsJobInput, task: TaskContext) -> MetricsJobOutput:
+        try:
+            return _run(registry, settings, data, task, chunk_rows, progress_every)
+        except DataFileError as exc:
+            raise BusinessError(FAILED, str(exc)) from exc
+        except (ModelNotFound, ModelNotLoadable) as exc:
+            raise BusinessError(FAILED, exc.message) from exc
+        except RegistryUnavailable as exc:
+            raise RetryableError(exc.message) from exc
+
+    return run_metrics_job
+
+
+def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput, task: TaskContext,
+         chunk_rows: int, progress_every: int) -> MetricsJobOutput:
+    data_format(data.input_file)
+    if data.output_file is not None:
+        data_format(data.output_file)
+    with ExitStack() as stack:
+        model = stack.enter_context(registry.loaded_model(data.model_id, data.model_version))
+        task.progress("model loaded", model=data.model_id, version=data.model_version, flavor=model.flavor)
+        scorer = _Scorer(model)
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlc-metrics-")))
+        output_path = _local_output_path(data.output_file, scratch)
+        with ChunkWriter(output_path) as writer:
+            for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
+                                                       required_columns=[data.label_column]), start=1):
+                writer.write(scorer.score(chunk, data, first_row=writer.rows))
+                if number % progress_every == 0:
+                    task.progress("scoring", chunks=number, rows=writer.rows)
+        rows = writer.rows
+        scored = scorer.results()
+        task.progress("scored", rows=rows, kind=scored.kind)
+        metrics = compute_metrics(scored)
+        if data.output_file is not None and not artifacts.is_local(data.output_file):
+            _upload(registry, output_path, data.output_file)
+        run_id = registry.log_job_run(
+            run_name=f"metrics {data.model_id} v{data.model_version}",
+            tags=_run_tags(data, task),
+            params={"model": data.model_id, "version": data.model_version, "input_file": data.input_file,
+                    "output_file": data.output_file or DEFAULT_OUTPUT_ARTIFACT, "label_column": data.label_column,
+                    "rows": rows, "flavor": model.flavor, "task_kind": scored.kind},
+            metrics=metrics,
+            artifacts=None if data.output_file else {str(PurePosixPath(DEFAULT_OUTPUT_ARTIFACT).parent): output_path},
+        )
+        output_file = data.output_file or f"runs:/{run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
+        registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run_id)
+    task.progress("metrics recorded", run_id=run_id, **metrics)
+    return MetricsJobOutput(metrics=metrics, metrics_run_id=run_id, output_file=output_file, rows_scored=rows)
+
+
+def _local_output_path(output_file: str | None, scratch: Path) -> Path:
+    if output_file is None:
+        return scratch / PurePosixPath(DEFAULT_OUTPUT_ARTIFACT).name
+    if artifacts.is_local(output_file):
+        return Path(urlparse(output_file).path) if output_file.startswith("file:") else Path(output_file)
+    return scratch / PurePosixPath(urlparse(output_file).path).name
+
+
+def _upload(registry: ModelRegistry, written: Path, output_file: str) -> None:
+    try:
+        registry.upload_file(written, output_file)
+    except RegistryUnavailable:
+        raise
+    except RegistryError as exc:
+        raise BusinessError(FAILED, f"{output_file}: cannot store the scored output ({exc.message})") from exc
+
+
+def _run_tags(data: MetricsJobInput, task: TaskContext) -> dict[str, str]:
+    tags = {"mlc.job": "metrics", "mlc.model_name": data.model_id, "mlc.model_version": data.model_version,
+            "mlc.task_id": task.task_id}
+    if task.process_instance_id:
+        tags["mlc.process_instance_id"] = task.process_instance_id
+    return tags
+
+
+@dataclass(frozen=True)
+class ScoredLabels:
+    """What the metrics need of a scored file: the labels, the predictions, the model's scores
+    (positive-class probabilities of a binary classifier, the class probability matrix of another
+    classifier, ``None`` when the model gives none), and the kind of task."""
+
+    labels: np.ndarray
+    predictions: np.ndarray
+    scores: np.ndarray | None
+    kind: TaskKind
+    classes: np.ndarray | None = None
+
+
+class _Scorer:
+    """Scores chunks with the model, keeping only labels, predictions and scores for the metrics."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        from sklearn.base import is_classifier, is_regressor
+
+        self.model = model
+        self._labels: list[np.ndarray] = []
+        self._predictions: list[np.ndarray] = []
+        self._scores: list[np.ndarray] = []
+        self._result: ScoredLabels | None = None
+        estimator = model.model if model.flavor == "sklearn" else None
+        self._kind: TaskKind | None = ("regression" if estimator is not None and is_regressor(estimator)
+                                       else "classification" if estimator is not None and is_classifier(estimator)
+                                       else None)
+        self._proba = (estimator if self._kind == "classification" and hasattr(estimator, "predict_proba")
+                       else None)
+
+    def score(self, chunk: pd.DataFrame, data: MetricsJobInput, first_row: int) -> pd.DataFrame:
+        labels = chunk[data.label_column]
+        if labels.isna().any():
+            raise DataFileError(f"{data.input_file}: {int(labels.isna().sum())} rows from row {first_row + 1} on "
+                                f"have no value in label column {data.label_column!r}")
+        features = self._features(chunk.drop(columns=[data.label_column]), data)
+        try:
+            predictions = _one_column(self.model.model.predict(features))
+            scores = self._proba.predict_proba(features) if self._proba is not None else None
+        except Exception as exc:  # models raise anything on data they cannot take
+            raise BusinessError(FAILED, (
+                f"model {data.model_id!r} version {data.model_version} failed to score rows {first_row + 1} to "
+                f"{first_row + len(chunk)} of {data.input_file}: {type(exc).__name__}: {exc}")) from exc
+        self._labels.append(labels.to_numpy())
+        self._predictions.append(predictions)
+        scored = chunk.assign(prediction=predictions)
+        if scores is not None:
+            self._scores.append(scores)
+            scored["score"] = scores[:, -1] if scores.shape[1] == 2 else scores.max(axis=1)
+        return scored
+
+    def _features(self, features: pd.DataFrame, data: MetricsJobInput) -> pd.DataFrame:
+        wanted = getattr(self.model.model, "feature_names_in_", None) if self.model.flavor == "sklearn" else None
+        if wanted is None:
+            return features
+        missing = [str(name) for name in wanted if name not in features.columns]
+        if missing:
+            raise DataFileError(f"{data.input_file}: the model needs columns the file lacks: {', '.join(missing)}")
+        return features[list(wanted)]
+
+    def results(self) -> ScoredLabels:
+        if self._result is None:
+            labels = np.concatenate(self._labels)
+            scores = np.concatenate(self._scores) if self._scores else None
+            if scores is not None and scores.shape[1] == 2:
+                scores = scores[:, 1]
+            classes = getattr(self._proba, "classes_", None)
+            self._result = ScoredLabels(labels=labels, predictions=np.concatenate(self._predictions), scores=scores,
+                                        kind=self._kind or _kind_of_labels(labels), classes=classes)
+        return self._result
+
+
+def _one_column(predictions: Any) -> np.ndarray:
+    values = predictions.to_numpy() if isinstance(predictions, (pd.DataFrame, pd.Series)) else np.asarray(predictions)
+    return values[:, 0] if values.ndim == 2 else values
+
+
+def _kind_of_labels(labels: np.ndarray) -> TaskKind:
+    """Regression when the labels are floats with many distinct values; classification otherwise."""
+    is_float = labels.dtype.kind == "f"
+    return "regression" if is_float and len(np.unique(labels)) > _REGRESSION_MIN_DISTINCT else "classification"
+
+
+def compute_metrics(scored: ScoredLabels) -> dict[str, float]:
+    """The metrics of ``scored``, computed by scikit-learn; ``NOT_COMPUTED`` where the data does not allow one."""
+    from sklearn import metrics
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # undefined metrics are reported as NOT_COMPUTED instead
+            if scored.kind == "regression":
+                values = {
+                    "rmse": metrics.root_mean_squared_error(scored.labels, scored.predictions),
+                    "mae": metrics.mean_absolute_error(scored.labels, scored.predictions),
+                    "r2_score": metrics.r2_score(scored.labels, scored.predictions),
+                }
+            else:
+                values = _classification_metrics(scored, metrics)
+    except (TypeError, ValueError) as exc:  # labels and predictions of different kinds, say
+        raise BusinessError(FAILED, (
+            f"{scored.kind} metrics cannot be computed from labels like {scored.labels[:3].tolist()} and "
+            f"predictions like {scored.predictions[:3].tolist()}: {exc}")) from exc
+    return {name: float(value) if math.isfinite(value) else NOT_COMPUTED for name, value in values.items()}
+
+
+def _classification_metrics(scored: ScoredLabels, metrics: Any) -> dict[str, float]:
+    labels, predictions = scored.labels, scored.predictions
+    present = np.unique(np.concatenate([labels, predictions]))
+    classes = scored.classes if scored.classes is not None else present
+    binary = len(present) <= 2 and len(classes) <= 2
+    averaging: dict[str, Any] = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "weighted"}
+    return {
+        "auc": _auc(scored, classes, binary, metrics),
+        "accuracy": metrics.accuracy_score(labels, predictions),
+        "precision": metrics.precision_score(labels, predictions, zero_division=0, **averaging),
+        "recall": metrics.recall_score(labels, predictions, zero_division=0, **averaging),
+        "f1_score": metrics.f1_score(labels, predictions, zero_division=0, **averaging),
+    }
+
+
+def _auc(scored: ScoredLabels, classes: np.ndarray, binary: bool, metrics: Any) -> float:
+    if scored.scores is None:
+        return NOT_COMPUTED
+    try:
+        if binary:
+            return metrics.roc_auc_score(scored.labels == classes[-1], scored.scores)
+        return metrics.roc_auc_score(scored.labels, scored.scores, multi_class="ovr", average="weighted",
+                                     labels=classes)
+    except ValueError:  # one class only, or labels the model does not know
+        return NOT_COMPUTED
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(load(MlflowSettings))
+
+
+TOPIC = Topic(
+    name="run-metrics-job",
+    input_model=MetricsJobInput,
+    output_model=MetricsJobOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="score labelled data with a model version, record its metrics as an MLflow run",
+)
