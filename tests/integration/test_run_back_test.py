@@ -116,3 +116,56 @@ def test_mlc_backtest_command_sends_the_seeds_signal(engine_settings, workers, s
                             env=environment, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     assert "Back test passed" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def bare_model(sample, mlflow_settings: MlflowSettings):
+    """The sample's weights logged again in a run of their own, with no test data or criteria beside them."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tracking_uri(mlflow_settings.tracking_uri)
+    weights = mlflow.sklearn.load_model(f"models:/{sample.name}/{sample.version}")
+    with mlflow.start_run(run_name="bare-sample"):
+        return mlflow.sklearn.log_model(weights, name="model", pip_requirements=["scikit-learn"])
+
+
+def variant_of(bare_model, mlflow_settings: MlflowSettings, **tags: str) -> str:
+    """A registered model on the bare weights whose only test assets are the given version tags."""
+    import uuid
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    name = f"variant-{uuid.uuid4().hex[:8]}"
+    client.create_registered_model(name)
+    version = client.create_model_version(name, bare_model.model_uri, tags=tags, model_id=bare_model.model_id)
+    client.set_registered_model_alias(name, "deployed", version.version)
+    return name
+
+
+def test_model_without_test_criteria_passes_when_the_job_runs(engine, workers, sample, bare_model, mlflow_settings):
+    name = variant_of(bare_model, mlflow_settings, test_data=sample.test_data_uri)
+    entry, variables = back_test(engine, name)
+    assert entry["endActivityId"] == "back-test-passed"
+    assert variables["HAS_DMN"] is False
+    assert "no test criteria" in variables["TEST_RESULT_MESSAGE"]
+
+
+def test_model_without_test_data_ends_in_an_error_notification(engine, workers, bare_model, mlflow_settings):
+    name = variant_of(bare_model, mlflow_settings)
+    entry, variables = back_test(engine, name)
+    assert entry["endActivityId"] == "back-test-errored"
+    assert variables["ERROR_CODE"] == "MISSING_TEST_DATA"
+    assert name in variables["ERROR_MESSAGE"]
+
+
+def test_broken_test_criteria_end_in_an_error_notification(engine, workers, sample, bare_model, mlflow_settings,
+                                                           tmp_path):
+    broken = tmp_path / "criteria.dmn"
+    broken.write_text("<definitions><decision id='d'>")
+    name = variant_of(bare_model, mlflow_settings, test_data=sample.test_data_uri, test_criteria=str(broken))
+    entry, variables = back_test(engine, name)
+    assert entry["endActivityId"] == "back-test-errored"
+    assert variables["ERROR_CODE"] == "DMN_INVALID"
+    assert "criteria.dmn" in variables["ERROR_MESSAGE"]
