@@ -13,6 +13,7 @@ and ``mlc/test_criteria.dmn``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -31,7 +32,7 @@ from workers.registry import (
     VersionRecord,
 )
 
-__all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "make_handler"]
+__all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "TestAssets", "make_handler", "model_details", "test_assets"]
 
 DEFAULT_LABEL_COLUMN = "label"
 TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
@@ -68,6 +69,27 @@ class GetModelOutput(TaskOutput):
 Handler = Callable[[GetModelInput, TaskContext], GetModelOutput]
 
 
+@dataclass(frozen=True)
+class TestAssets:
+    """What a version names for testing it: labelled data, criteria (DMN), the label column."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    test_data: str | None
+    dmn_file: str | None
+    label_column: str
+
+
+def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
+    """The version's test assets: its tags, else the ``mlc/`` artifacts of its run."""
+    run_files = _RunFiles(registry, version.run_id)
+    return TestAssets(
+        test_data=version.tags.get("test_data") or run_files.first(TEST_DATA_ARTIFACTS),
+        dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
+        label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
+    )
+
+
 def make_handler(settings: MlflowSettings) -> Handler:
     """The ``get-model`` handler against the MLflow of ``settings``."""
     registry = ModelRegistry(settings)
@@ -75,27 +97,26 @@ def make_handler(settings: MlflowSettings) -> Handler:
     def get_model(data: GetModelInput, task: TaskContext) -> GetModelOutput:
         try:
             model, version = _model_and_version(registry, data)
-            run_files = _RunFiles(registry, version.run_id)
-            input_file = data.input_file or version.tags.get("test_data") or run_files.first(TEST_DATA_ARTIFACTS)
+            assets = test_assets(registry, version)
+            input_file = data.input_file or assets.test_data
             if input_file is None:
                 raise BusinessError("MISSING_TEST_DATA", (
                     f"model {model.name!r} version {version.version} has no test data: no INPUT_FILE was given, "
                     f"the version has no 'test_data' tag and its run has no {' or '.join(TEST_DATA_ARTIFACTS)}"))
-            dmn_file = version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,))
         except ModelNotFound as exc:
             raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
         except RegistryUnavailable as exc:
             raise RetryableError(exc.message) from exc
         task.progress("model found", model=model.name, version=version.version, input_file=input_file,
-                      dmn_file=dmn_file)
+                      dmn_file=assets.dmn_file)
         return GetModelOutput(
             model_version=version.version,
             model_details=model_details(model, version),
             input_file=input_file,
             output_file=data.output_file,
-            dmn_file=dmn_file,
-            has_dmn=dmn_file is not None,
-            label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
+            dmn_file=assets.dmn_file,
+            has_dmn=assets.dmn_file is not None,
+            label_column=assets.label_column,
         )
 
     return get_model

@@ -1,0 +1,73 @@
+"""Topic ``copy-schedules``: the schedules of the version that was in service move to the new one.
+
+Schedules are version tags ``schedule.<name>`` (e.g. ``schedule.backtest = 0 6 * * *``). Reads
+``MODEL_ID``, ``MODEL_VERSION`` and ``PREVIOUS_VERSION`` (none: nothing to copy); a schedule the new
+version already has is kept. Writes ``SCHEDULES_COPIED``, the names copied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+
+from pydantic import Field
+
+from workers.config import MlflowSettings, load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, RetryableError
+from workers.registry import ModelNotFound, ModelRegistry, RegistryUnavailable
+
+__all__ = ["SCHEDULE_PREFIX", "TOPIC", "make_handler"]
+
+SCHEDULE_PREFIX = "schedule."
+
+
+class CopySchedulesInput(TaskInput):
+    model_id: str = Field(alias="MODEL_ID", min_length=1)
+    model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    previous_version: str | None = Field(None, alias="PREVIOUS_VERSION")
+
+
+class CopySchedulesOutput(TaskOutput):
+    schedules_copied: list[str] = Field(alias="SCHEDULES_COPIED")
+
+
+Handler = Callable[[CopySchedulesInput, TaskContext], CopySchedulesOutput]
+
+
+def make_handler(settings: MlflowSettings) -> Handler:
+    registry = ModelRegistry(settings)
+
+    def copy_schedules(data: CopySchedulesInput, task: TaskContext) -> CopySchedulesOutput:
+        if not data.previous_version or data.previous_version == data.model_version:
+            return CopySchedulesOutput(schedules_copied=[])
+        try:
+            previous = registry.get_version(data.model_id, data.previous_version)
+            current = registry.get_version(data.model_id, data.model_version)
+            copied = []
+            for key, value in sorted(previous.tags.items()):
+                if key.startswith(SCHEDULE_PREFIX) and key not in current.tags:
+                    registry.set_version_tag(data.model_id, data.model_version, key, value)
+                    copied.append(key.removeprefix(SCHEDULE_PREFIX))
+        except ModelNotFound as exc:
+            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
+        except RegistryUnavailable as exc:
+            raise RetryableError(exc.message) from exc
+        task.progress("schedules copied", schedules=copied, source_version=data.previous_version)
+        return CopySchedulesOutput(schedules_copied=copied)
+
+    return copy_schedules
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(load(MlflowSettings))
+
+
+TOPIC = Topic(
+    name="copy-schedules",
+    input_model=CopySchedulesInput,
+    output_model=CopySchedulesOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="copy schedule.* tags from the version that was in service to the new one",
+)

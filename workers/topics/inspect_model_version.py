@@ -1,0 +1,120 @@
+"""Topic ``inspect-model-version``: what a newly submitted version asks of its life cycle.
+
+Reads ``MODEL_ID`` and ``MODEL_VERSION``. Writes the version's flags (version tags ``train``,
+``run_test``, ``jira``: ``true``/``yes``/``1``), ``SERVICE_TAG`` (the model tag ``service``),
+``MODEL_STAGE`` (version tag ``stage``, else ``DEV``), its test assets (``INPUT_FILE``,
+``HAS_TEST_DATA``, ``DMN_FILE``, ``HAS_DMN``, ``LABEL_COLUMN``), ``MODEL_DETAILS``, and
+``PREVIOUS_VERSION`` (the version in service now, if another) with ``CHANGES``, a summary of what
+differs from it, for the reviewer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from pydantic import Field
+
+from workers.config import MlflowSettings, load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, RetryableError
+from workers.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, RegistryUnavailable, VersionRecord
+from workers.topics.get_model import model_details, test_assets
+
+__all__ = ["TOPIC", "changes_between", "flag", "make_handler"]
+
+DEFAULT_STAGE = "DEV"
+
+
+class InspectInput(TaskInput):
+    model_id: str = Field(alias="MODEL_ID", min_length=1)
+    model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+
+
+class InspectOutput(TaskOutput):
+    model_details: dict[str, Any] = Field(alias="MODEL_DETAILS")
+    flag_train: bool = Field(alias="FLAG_TRAIN")
+    flag_run_test: bool = Field(alias="FLAG_RUN_TEST")
+    flag_jira: bool = Field(alias="FLAG_JIRA")
+    service_tag: str | None = Field(alias="SERVICE_TAG")
+    model_stage: str = Field(alias="MODEL_STAGE")
+    input_file: str | None = Field(alias="INPUT_FILE")
+    has_test_data: bool = Field(alias="HAS_TEST_DATA")
+    dmn_file: str | None = Field(alias="DMN_FILE")
+    has_dmn: bool = Field(alias="HAS_DMN")
+    label_column: str = Field(alias="LABEL_COLUMN")
+    previous_version: str | None = Field(alias="PREVIOUS_VERSION")
+    changes: str = Field(alias="CHANGES")
+
+
+Handler = Callable[[InspectInput, TaskContext], InspectOutput]
+
+
+def flag(tags: dict[str, str], name: str) -> bool:
+    return tags.get(name, "").strip().lower() in ("true", "yes", "1", "y", "on")
+
+
+def changes_between(previous: VersionRecord | None, current: VersionRecord) -> str:
+    """A short account of what differs between the version in service and the submitted one."""
+    if previous is None:
+        return "first version submitted for deployment: nothing in service to compare with"
+    lines = [f"compared with version {previous.version}, in service:"]
+    for key in sorted(set(previous.tags) | set(current.tags)):
+        before, after = previous.tags.get(key), current.tags.get(key)
+        if before != after and not key.startswith("mlc."):
+            lines.append(f"tag {key}: {before if before is not None else '(none)'} -> "
+                         f"{after if after is not None else '(none)'}")
+    if (previous.description or "") != (current.description or ""):
+        lines.append(f"description: {previous.description or '(none)'} -> {current.description or '(none)'}")
+    if previous.run_id != current.run_id:
+        lines.append(f"trained in run {current.run_id} (was {previous.run_id})")
+    return "\n".join(lines) if len(lines) > 1 else f"same tags and description as version {previous.version}"
+
+
+def make_handler(settings: MlflowSettings) -> Handler:
+    registry = ModelRegistry(settings)
+
+    def inspect_model_version(data: InspectInput, task: TaskContext) -> InspectOutput:
+        try:
+            model = registry.get_model(data.model_id)
+            version = registry.get_version(model.name, data.model_version)
+            assets = test_assets(registry, version)
+            deployed = model.aliases.get(DEPLOYED_ALIAS)
+            previous = (registry.get_version(model.name, deployed)
+                        if deployed is not None and str(deployed) != version.version else None)
+        except ModelNotFound as exc:
+            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
+        except RegistryUnavailable as exc:
+            raise RetryableError(exc.message) from exc
+        return InspectOutput(
+            model_details=model_details(model, version),
+            flag_train=flag(version.tags, "train"),
+            flag_run_test=flag(version.tags, "run_test"),
+            flag_jira=flag(version.tags, "jira"),
+            service_tag=model.service,
+            model_stage=(version.tags.get("stage") or DEFAULT_STAGE).upper(),
+            input_file=assets.test_data,
+            has_test_data=assets.test_data is not None,
+            dmn_file=assets.dmn_file,
+            has_dmn=assets.dmn_file is not None,
+            label_column=assets.label_column,
+            previous_version=previous.version if previous else None,
+            changes=changes_between(previous, version),
+        )
+
+    return inspect_model_version
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(load(MlflowSettings))
+
+
+TOPIC = Topic(
+    name="inspect-model-version",
+    input_model=InspectInput,
+    output_model=InspectOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="read a submitted version's flags, service tag, stage, test assets and changes",
+)

@@ -1,0 +1,81 @@
+"""Topic ``set-expiration-date``: the version's expiration date, from the review ticket or a year ahead.
+
+Reads ``MODEL_ID``, ``MODEL_VERSION`` and ``JIRA_FIELDS`` (the review ticket's fields, as the event
+bridge or the ticket poll reads them; optional). The ticket's "Expiration Date" field wins; without
+it the version expires one year from today. Writes the version tag ``expiration_date`` (ISO date)
+and the variable ``EXPIRATION_DATE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from functools import cache
+from typing import Any
+
+from pydantic import Field
+
+from workers.config import MlflowSettings, load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, FatalError, RetryableError
+from workers.registry import ModelNotFound, ModelRegistry, RegistryUnavailable
+
+__all__ = ["EXPIRATION_FIELD", "TOPIC", "expiration_date", "make_handler"]
+
+EXPIRATION_FIELD = "Expiration Date"
+EXPIRATION_TAG = "expiration_date"
+
+
+class ExpirationInput(TaskInput):
+    model_id: str = Field(alias="MODEL_ID", min_length=1)
+    model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    jira_fields: dict[str, Any] | None = Field(None, alias="JIRA_FIELDS")
+
+
+class ExpirationOutput(TaskOutput):
+    expiration_date: str = Field(alias="EXPIRATION_DATE")
+    expiration_source: str = Field(alias="EXPIRATION_SOURCE")
+
+
+Handler = Callable[[ExpirationInput, TaskContext], ExpirationOutput]
+
+
+def expiration_date(fields: dict[str, Any] | None, today: date) -> tuple[date, str]:
+    """The date and where it came from: the ticket's field, else a year after ``today``."""
+    value = (fields or {}).get(EXPIRATION_FIELD)
+    if value in (None, ""):
+        return today + timedelta(days=365), "default: one year ahead (the ticket has no Expiration Date)"
+    try:
+        return date.fromisoformat(str(value)[:10]), "the review ticket's Expiration Date"
+    except ValueError as exc:
+        raise FatalError(f"the review ticket's {EXPIRATION_FIELD!r} is {value!r}, not a date (YYYY-MM-DD)") from exc
+
+
+def make_handler(settings: MlflowSettings) -> Handler:
+    registry = ModelRegistry(settings)
+
+    def set_expiration_date(data: ExpirationInput, task: TaskContext) -> ExpirationOutput:
+        expires, source = expiration_date(data.jira_fields, datetime.now(timezone.utc).date())
+        try:
+            registry.set_version_tag(data.model_id, data.model_version, EXPIRATION_TAG, expires.isoformat())
+        except ModelNotFound as exc:
+            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
+        except RegistryUnavailable as exc:
+            raise RetryableError(exc.message) from exc
+        return ExpirationOutput(expiration_date=expires.isoformat(), expiration_source=source)
+
+    return set_expiration_date
+
+
+@cache
+def _default_handler() -> Handler:
+    return make_handler(load(MlflowSettings))
+
+
+TOPIC = Topic(
+    name="set-expiration-date",
+    input_model=ExpirationInput,
+    output_model=ExpirationOutput,
+    handler=lambda data, task: _default_handler()(data, task),
+    description="set the version's expiration date from the review ticket, else one year ahead",
+)
