@@ -2,7 +2,7 @@
 
 Reads ``TICKET_KIND``, ``TICKET_SUMMARY`` and ``TICKET_REASON`` (input parameters of the task in the
 BPMN) and whatever it knows of the model (``MODEL_ID``, ``MODEL_VERSION``, ``MODEL_DETAILS``,
-``METRICS``, ``TEST_RESULT_DETAILS``); writes ``JIRA_TICKET`` and ``JIRA_TICKET_URL``.
+``METRICS``, ``TEST_RESULT_DETAILS``, ``CHANGES``); writes ``JIRA_TICKET`` and ``JIRA_TICKET_URL``.
 
 A redelivered task (its lock expired while Jira was slow) must not open a second ticket: each ticket
 carries the label ``mlc-task-<task id>`` and is looked up before one is created.
@@ -34,6 +34,7 @@ class TicketInput(TaskInput):
     model_details: dict[str, Any] | None = Field(None, alias="MODEL_DETAILS")
     metrics: dict[str, Any] | None = Field(None, alias="METRICS")
     test_details: list[dict[str, Any]] | None = Field(None, alias="TEST_RESULT_DETAILS")
+    changes: str | None = Field(None, alias="CHANGES")
 
 
 class TicketOutput(TaskOutput):
@@ -58,6 +59,8 @@ def describe(data: TicketInput, task: TaskContext, cockpit_url: str | None) -> s
     for row in data.test_details or []:
         if row.get("passes") is False:
             lines.append(f"Failed criterion ({row.get('category') or 'test'}): {row.get('reason')}")
+    if data.changes:
+        lines.append(f"Changes: {data.changes}")
     if data.metrics:
         lines.append("Metrics: " + ", ".join(f"{name}={_format(value)}" for name, value in sorted(data.metrics.items())))
     details: Mapping[str, Any] = data.model_details or {}
