@@ -103,6 +103,23 @@ def run_dmn_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_submit(args: argparse.Namespace) -> int:
+    from workers.bridge import submit_model_version
+
+    with engine_client() as client:
+        instance = submit_model_version(client, args.model_id, args.version)
+    state = "started" if instance["created"] else "already submitted"
+    print(f"{args.model_id} version {args.version}: Deploy with run test and Jira {state} "
+          f"(process instance {instance['id']}, business key {instance['businessKey']})")
+    return 0
+
+
+def run_bridge(args: argparse.Namespace) -> int:
+    from workers.bridge import BridgeSettings, serve_bridge
+
+    return serve_bridge(load(BridgeSettings), load(EngineSettings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -130,6 +147,14 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--timeout", type=float, default=300, help="seconds --wait waits (default 300)")
     backtest.set_defaults(run=run_backtest)
 
+    submit = commands.add_parser("submit", help="start Deploy with run test and Jira for a model version")
+    submit.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
+    submit.add_argument("version", metavar="VERSION", help="model version")
+    submit.set_defaults(run=run_submit)
+
+    bridge = commands.add_parser("bridge", help="serve the event bridge (MLflow and Jira webhooks)")
+    bridge.set_defaults(run=run_bridge)
+
     dmn = commands.add_parser("dmn", help="test criteria (DMN) tools").add_subparsers(dest="dmn", required=True)
     evaluate = dmn.add_parser("evaluate", help="evaluate a DMN on metrics with the engine's DMN engine")
     evaluate.add_argument("file", metavar="FILE.dmn", help="the DMN, as exported (ModelOp format accepted)")
@@ -149,6 +174,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"mlc: configuration error: {exc}", file=sys.stderr)
         return 2
-    except (FleetError, EngineError) as exc:
+    except (FleetError, EngineError, OSError) as exc:
         print(f"mlc: {exc}", file=sys.stderr)
         return 1

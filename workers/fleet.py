@@ -140,14 +140,24 @@ def engine_process(
     )
 
 
-def mlflow_process(fleet: FleetSettings, mlflow: MlflowSettings) -> ManagedProcess:
+def mlflow_process(fleet: FleetSettings, mlflow: MlflowSettings, *, local_webhooks: bool = False) -> ManagedProcess:
     """An MLflow tracking server on SQLite with local artifacts under ``fleet.home``, at ``mlflow``'s port.
 
-    SQLite is a SQL store, so MLflow's registry webhooks work on it too.
+    SQLite is a SQL store, so MLflow's registry webhooks work on it too. ``local_webhooks`` lets
+    them reach an event bridge on this machine over http (MLflow allows only public https URLs by
+    default: keep that in production), and keeps the key that encrypts webhook secrets in
+    ``<home>/mlflow`` so registered webhooks survive a restart.
     """
     home = fleet.home.resolve()
     (home / "mlflow").mkdir(parents=True, exist_ok=True)
     parsed = urlparse(mlflow.tracking_uri)
+    env: dict[str, str] = {}
+    if local_webhooks:
+        env = {
+            "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
+            "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
+            "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": _webhook_key(home / "mlflow" / "webhook-secrets.key"),
+        }
     return ManagedProcess(
         name="mlflow",
         argv=[sys.executable, "-m", "mlflow", "server",
@@ -157,8 +167,18 @@ def mlflow_process(fleet: FleetSettings, mlflow: MlflowSettings) -> ManagedProce
               "--workers", "1"],
         log_path=home / "logs" / "mlflow.log",
         ready=http_ok(f"{mlflow.tracking_uri.rstrip('/')}/health"),
+        env=env,
         cwd=home,
     )
+
+
+def _webhook_key(path: Path) -> str:
+    if not path.exists():
+        from cryptography.fernet import Fernet  # MLflow's own choice of cipher for webhook secrets
+
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def worker_process(topic: str, fleet: FleetSettings, health_port: int,
