@@ -52,5 +52,5 @@ def test_every_handler_has_a_topic_in_the_processes():
 
 def test_topic_modules_are_named_after_their_topics():
     for name, topic in TOPICS.items():
-        module = topic.handler.__module__ if hasattr(topic.handler, "__module__") else ""
+        module = (topic.handler or topic.build_handler).__module__
         assert module == f"workers.topics.{name.replace('-', '_')}", (name, module)

@@ -51,3 +51,23 @@ def test_mlc_command_reports_configuration_errors(monkeypatch, capsys):
     monkeypatch.setenv("MLC_LOG_FORMAT", "xml")
     assert main(["topics"]) == 2
     assert "MLC_LOG_FORMAT" in capsys.readouterr().err
+
+
+def test_worker_with_bad_topic_settings_stops_at_start_naming_them(monkeypatch, capsys):
+    from workers.cli import main
+
+    monkeypatch.setenv("MLC_JIRA_API_VERSION", "9")
+    assert main(["worker", "create-jira"]) == 2
+    assert "MLC_JIRA_API_VERSION" in capsys.readouterr().err
+
+
+def test_a_topic_takes_a_handler_or_a_way_to_build_one():
+    from tests.support import GreetingInput, EchoOutput, echo
+    from workers import Topic
+
+    with pytest.raises(TypeError, match="exactly one"):
+        Topic(name="t", input_model=GreetingInput, output_model=EchoOutput)
+    with pytest.raises(TypeError, match="exactly one"):
+        Topic(name="t", input_model=GreetingInput, output_model=EchoOutput, handler=echo, build_handler=lambda: echo)
+    assert Topic(name="t", input_model=GreetingInput, output_model=EchoOutput,
+                 build_handler=lambda: echo).resolve_handler() is echo

@@ -191,3 +191,32 @@ def worker_process(topic: str, fleet: FleetSettings, health_port: int,
         ready=http_ok(f"http://127.0.0.1:{health_port}/health"),
         env={"MLC_WORKER_HEALTH_PORT": str(health_port), "MLC_LOG_FORMAT": "json", **(extra_env or {})},
     )
+
+
+def mlserver_process(fleet: FleetSettings, http_port: int, grpc_port: int, metrics_port: int,
+                     model_repository: Path) -> ManagedProcess:
+    """An MLServer on 127.0.0.1 serving the models of ``model_repository`` (V2 protocol on ``http_port``).
+
+    ``mlserver start FOLDER`` makes FOLDER the repository and reads its ``settings.json``, written here.
+    The models found there are loaded at start, so a restart brings back what was deployed; the
+    deploy-model topic keeps only models in service in the folder. Inference runs in the server
+    process (``parallel_workers: 0``): MLServer 1.7.1's worker pool crashes in a loop under uvloop 0.22+.
+    """
+    import json
+
+    repository = model_repository.resolve()
+    state = fleet.home.resolve() / "mlserver"
+    repository.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port, "metrics_port": metrics_port,
+        "load_models_at_startup": True, "parallel_workers": 0, "debug": False,
+        "metrics_dir": str(state / "metrics"), "environments_dir": str(state / "envs"),
+    }
+    (repository / "settings.json").write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+    return ManagedProcess(
+        name="mlserver",
+        argv=[str(Path(sys.executable).with_name("mlserver")), "start", str(repository)],
+        log_path=fleet.home.resolve() / "logs" / "mlserver.log",
+        ready=http_ok(f"http://127.0.0.1:{http_port}/v2/health/ready"),
+        cwd=repository,
+    )

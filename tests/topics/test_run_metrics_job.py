@@ -313,9 +313,9 @@ def metrics_process(engine) -> str:
 
 def run_metrics_check(engine, engine_settings, mlflow_settings, **variables: Any) -> tuple[dict, dict]:
     get_model = dataclasses.replace(get_model_topic.TOPIC, name=unique_topic("get-model"),
-                                    handler=get_model_topic.make_handler(mlflow_settings))
+                                    handler=get_model_topic.make_handler(mlflow_settings), build_handler=None)
     metrics_job = dataclasses.replace(run_metrics_job.TOPIC, name=unique_topic("metrics"),
-                                      handler=make_handler(mlflow_settings))
+                                      handler=make_handler(mlflow_settings), build_handler=None)
     instance = engine.start_process("metrics-check", {"getModelTopic": get_model.name,
                                                       "metricsTopic": metrics_job.name, **variables})["id"]
     with running_loop(get_model, engine_settings), running_loop(metrics_job, engine_settings):

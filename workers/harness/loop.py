@@ -64,6 +64,7 @@ class TaskLoop:
         state: WorkerState | None = None,
     ) -> None:
         self.topic = topic
+        self.handler = topic.resolve_handler()
         self.client = client
         self.settings = settings
         self.metrics = metrics or WorkerMetrics(topic.name)
@@ -202,7 +203,7 @@ class TaskLoop:
                 data = self.topic.input_model.model_validate(decode_variables(raw.get("variables")))
             except ValidationError as exc:
                 raise FatalError(describe_invalid_input(self.topic.name, exc)) from exc
-            output = self.topic.handler(data, task_context)
+            output = self.handler(data, task_context)
             return task.complete(self.topic.output_variables(output))
         except Exception as exc:
             return result_for_error(task, exc, self.retry_policy)

@@ -53,16 +53,36 @@ class TaskContext:
         (self.log or structlog.get_logger("mlc")).info(message, progress=True, **values)
 
 
+Handler = Callable[[In, TaskContext], Out]
+
+
 @dataclass(frozen=True)
 class Topic(Generic[In, Out]):
-    """An external-task topic and the function that handles it."""
+    """An external-task topic and the function that handles it.
+
+    Give either ``handler``, or ``build_handler``: a function that builds the handler with its
+    clients from settings. The task loop calls it once, when the worker starts, so a topic module
+    can be imported without configuration and a worker with bad settings stops at once, naming them.
+    """
 
     name: str
     input_model: type[In]
     output_model: type[Out]
-    handler: Callable[[In, TaskContext], Out]
+    handler: Handler[In, Out] | None = None
+    build_handler: Callable[[], Handler[In, Out]] | None = field(default=None, compare=False)
     description: str = ""
     lock_duration_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if (self.handler is None) == (self.build_handler is None):
+            raise TypeError(f"topic {self.name}: give exactly one of handler and build_handler")
+
+    def resolve_handler(self) -> Handler[In, Out]:
+        """The handler, built now if the topic declares how to build it."""
+        if self.handler is not None:
+            return self.handler
+        assert self.build_handler is not None
+        return self.build_handler()
 
     @property
     def variable_names(self) -> list[str]:

@@ -15,7 +15,6 @@ names custom fields by id (``customfield_10050``); the id of the expiration fiel
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 from pydantic import Field
@@ -88,8 +87,7 @@ def make_handler(jira: JiraClient, expiration_field: str | None = None) -> Handl
     return check_jira_ticket
 
 
-@cache
-def _default_handler() -> Handler:
+def _build_handler() -> Handler:
     from workers.bridge import BridgeSettings  # the expiration field is configured with the bridge
 
     return make_handler(JiraClient(load(JiraSettings)), load(BridgeSettings).jira_expiration_field)
@@ -99,6 +97,6 @@ TOPIC = Topic(
     name="check-jira-ticket",
     input_model=TicketQuery,
     output_model=TicketState,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=_build_handler,
     description="read a Jira ticket's status and fields (the slow poll behind the Jira webhook)",
 )

@@ -8,7 +8,6 @@ version already has is kept. Writes ``SCHEDULES_COPIED``, the names copied.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 
 from pydantic import Field
 
@@ -59,15 +58,10 @@ def make_handler(settings: MlflowSettings) -> Handler:
     return copy_schedules
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="copy-schedules",
     input_model=CopySchedulesInput,
     output_model=CopySchedulesOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(load(MlflowSettings)),
     description="copy schedule.* tags from the version that was in service to the new one",
 )

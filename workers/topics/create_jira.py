@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 from pydantic import Field
@@ -100,8 +99,7 @@ def make_handler(jira: JiraClient, cockpit_url: str | None = None) -> Handler:
     return create_jira
 
 
-@cache
-def _default_handler() -> Handler:
+def _build_handler() -> Handler:
     engine_url = load(EngineSettings).url
     return make_handler(JiraClient(load(JiraSettings)), engine_url.rsplit("/engine-rest", 1)[0] + "/camunda")
 
@@ -110,6 +108,6 @@ TOPIC = Topic(
     name="create-jira",
     input_model=TicketInput,
     output_model=TicketOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=_build_handler,
     description="open a Jira ticket about a model (one per task, found again on redelivery)",
 )

@@ -12,7 +12,6 @@ the evaluation itself is :func:`workers.decisions.evaluate_dmn`, as for ``mlc dm
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from pydantic import Field
@@ -59,15 +58,11 @@ def make_handler(engine: EngineClient, mlflow: MlflowSettings) -> Handler:
     return evaluate
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"), load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="evaluate-dmn",
     input_model=EvaluateDmnInput,
     output_model=EvaluateDmnOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"),
+                                       load(MlflowSettings)),
     description="evaluate the model's test-criteria DMN on the metrics with the engine's DMN engine",
 )

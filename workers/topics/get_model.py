@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -169,15 +168,10 @@ class _RunFiles:
         return next((f"runs:/{self._run_id}/{path}" for path in candidates if path in self._paths), None)
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="get-model",
     input_model=GetModelInput,
     output_model=GetModelOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(load(MlflowSettings)),
     description="find the model version to test, its test data, its test criteria (DMN) and label column",
 )

@@ -11,7 +11,6 @@ differs from it, for the reviewer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from pydantic import Field
@@ -106,15 +105,10 @@ def make_handler(settings: MlflowSettings) -> Handler:
     return inspect_model_version
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="inspect-model-version",
     input_model=InspectInput,
     output_model=InspectOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(load(MlflowSettings)),
     description="read a submitted version's flags, service tag, stage, test assets and changes",
 )

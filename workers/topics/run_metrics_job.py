@@ -22,7 +22,6 @@ import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -303,15 +302,10 @@ def _auc(scored: ScoredLabels, classes: np.ndarray, binary: bool, metrics: Any) 
         return NOT_COMPUTED
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="run-metrics-job",
     input_model=MetricsJobInput,
     output_model=MetricsJobOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(load(MlflowSettings)),
     description="score labelled data with a model version, record its metrics as an MLflow run",
 )

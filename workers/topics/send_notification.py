@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timezone
-from functools import cache
 
 from pydantic import Field
 
@@ -58,15 +57,10 @@ def make_handler(notifier: Notifier) -> Handler:
     return send_notification
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(Notifier(load(NotificationSettings)))
-
-
 TOPIC = Topic(
     name="send-notification",
     input_model=NotificationInput,
     output_model=NotificationOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(Notifier(load(NotificationSettings))),
     description="log a notification and POST it to MLC_NOTIFY_WEBHOOK_URL when set",
 )

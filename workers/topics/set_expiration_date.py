@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
-from functools import cache
 from typing import Any
 
 from pydantic import Field
@@ -67,15 +66,10 @@ def make_handler(settings: MlflowSettings) -> Handler:
     return set_expiration_date
 
 
-@cache
-def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings))
-
-
 TOPIC = Topic(
     name="set-expiration-date",
     input_model=ExpirationInput,
     output_model=ExpirationOutput,
-    handler=lambda data, task: _default_handler()(data, task),
+    build_handler=lambda: make_handler(load(MlflowSettings)),
     description="set the version's expiration date from the review ticket, else one year ahead",
 )
