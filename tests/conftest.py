@@ -82,3 +82,32 @@ def jira(jira_server: "JiraDevServer") -> "JiraDevServer":
     """The session's Jira development server with no faults pending."""
     jira_server.inject_faults(503, 0)
     return jira_server
+
+
+class MlserverFixture:
+    """The session's MLServer: its V2 endpoint and the model repository it loads from."""
+
+    def __init__(self, endpoint: str, repository: Path, start_seconds: float) -> None:
+        self.endpoint = endpoint
+        self.repository = repository
+        self.start_seconds = start_seconds
+
+
+@pytest.fixture(scope="session")
+def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlserverFixture]:
+    """A real MLServer (V2 protocol, MLflow runtime) on free ports with an empty repository, once per session."""
+    import time
+
+    from workers.fleet import mlserver_process
+
+    home = tmp_path_factory.mktemp("mlserver-home")
+    repository = home / "models"
+    http_port = free_port()
+    process = mlserver_process(FleetSettings(home=home), http_port, free_port(), free_port(), repository)
+    started = time.monotonic()
+    try:
+        process.start(timeout_s=120)
+    except FleetError as exc:
+        pytest.exit(f"the test MLServer could not start: {exc}", returncode=3)
+    yield MlserverFixture(f"http://127.0.0.1:{http_port}", repository, time.monotonic() - started)
+    process.stop()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers import bridge, config
+from workers import bridge, config, runtimes
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,7 +18,8 @@ COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 README = (REPO / "README.md").read_text()
 APPLICATION_YAML = (REPO / "deploy/engine/src/main/resources/application.yaml").read_text()
 SETTINGS = [config.EngineSettings, config.WorkerSettings, config.LogSettings, config.MlflowSettings,
-            config.JiraSettings, config.NotificationSettings, config.FleetSettings, bridge.BridgeSettings]
+            config.JiraSettings, config.NotificationSettings, config.FleetSettings, bridge.BridgeSettings,
+            runtimes.RuntimeSettings]
 
 
 def setting_variables() -> set[str]:

@@ -85,7 +85,7 @@ def records_of(version: VersionRecord) -> list[DeploymentRecord]:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
 def record_deployment(registry: ModelRegistry, model: str, version: str, *, runtime: str, stage: str, mode: Mode,

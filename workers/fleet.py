@@ -20,7 +20,15 @@ import requests
 
 from workers.config import EngineSettings, FleetSettings, MlflowSettings
 
-__all__ = ["FleetError", "ManagedProcess", "engine_process", "mlflow_process", "wait_until", "worker_process"]
+__all__ = [
+    "FleetError",
+    "ManagedProcess",
+    "engine_process",
+    "mlflow_process",
+    "mlserver_process",
+    "wait_until",
+    "worker_process",
+]
 
 
 class FleetError(Exception):

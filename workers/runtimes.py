@@ -56,6 +56,11 @@ class Runtime(BaseModel):
     model_repository: Path | None = None
     description: str = ""
 
+    @field_validator("stage")
+    @classmethod
+    def _upper_case(cls, stage: str) -> str:
+        return stage.upper()
+
     @field_validator("endpoints")
     @classmethod
     def _http_urls(cls, endpoints: tuple[str, ...]) -> tuple[str, ...]:
@@ -138,7 +143,7 @@ def load_inventory(path: Path | str, environ: dict[str, str] | None = None) -> R
 
 
 def _checked(runtime: Runtime, stages: tuple[str, ...], earlier: list[Runtime], where: str) -> Runtime:
-    if runtime.stage.upper() not in stages:
+    if runtime.stage not in stages:
         raise InventoryError(f"{where}: field 'stage': unknown stage {runtime.stage!r}; "
                              f"the stages are {', '.join(stages)}")
     if any(other.name == runtime.name for other in earlier):
@@ -146,7 +151,7 @@ def _checked(runtime: Runtime, stages: tuple[str, ...], earlier: list[Runtime], 
     if runtime.endpoints and runtime.model_repository is None:
         raise InventoryError(f"{where}: field 'model_repository': an online runtime (with endpoints) needs the "
                              f"folder its MLServer loads models from")
-    return runtime.model_copy(update={"stage": runtime.stage.upper()})
+    return runtime
 
 
 def _problems(exc: ValidationError) -> str:

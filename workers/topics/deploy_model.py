@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable

@@ -1,0 +1,70 @@
+"""Topic ``find-runtimes``: the runtimes a version deploys to, by service tag and stage.
+
+Reads ``SERVICE_TAG`` (the model's ``service`` tag) and ``MODEL_STAGE``; writes ``RUNTIMES`` (the
+names of the matching runtimes of ``deploy/runtimes.yaml``, for a multi-instance deploy-model) and
+``RUNTIME_MODES`` (name → ``batch`` or ``online``). The inventory is read for every task, so an edit
+takes effect without restarting workers; it is also checked when the worker starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import Field
+
+from workers.config import load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, FatalError
+from workers.runtimes import InventoryError, RuntimeSettings, load_inventory
+
+__all__ = ["TOPIC", "make_handler"]
+
+
+class FindRuntimesInput(TaskInput):
+    service_tag: str | None = Field(None, alias="SERVICE_TAG")
+    model_stage: str = Field("DEV", alias="MODEL_STAGE")
+
+
+class FindRuntimesOutput(TaskOutput):
+    runtimes: list[str] = Field(alias="RUNTIMES")
+    runtime_modes: dict[str, str] = Field(alias="RUNTIME_MODES")
+
+
+Handler = Callable[[FindRuntimesInput, TaskContext], FindRuntimesOutput]
+
+
+def make_handler(inventory_file: Path) -> Handler:
+    load_inventory(inventory_file)  # a broken inventory stops the worker at start
+
+    def find_runtimes(data: FindRuntimesInput, task: TaskContext) -> FindRuntimesOutput:
+        try:
+            inventory = load_inventory(inventory_file)
+        except InventoryError as exc:
+            raise FatalError(str(exc)) from exc
+        if not data.service_tag:
+            raise BusinessError("NO_RUNTIME", "the model has no service tag (model tag 'service'), so no runtime "
+                                              "can be chosen for it")
+        if data.model_stage.upper() not in inventory.stages:
+            raise BusinessError("NO_RUNTIME", f"unknown stage {data.model_stage!r}; the stages of {inventory_file} "
+                                              f"are {', '.join(inventory.stages)}")
+        matching = inventory.matching(data.service_tag, data.model_stage)
+        if not matching:
+            elsewhere = [f"{r.name} ({r.stage})" for r in inventory.matching(data.service_tag)]
+            raise BusinessError("NO_RUNTIME", (
+                f"no runtime in {inventory_file} serves service tag {data.service_tag!r} in stage "
+                f"{data.model_stage.upper()}" + (f"; it is served by {', '.join(elsewhere)}" if elsewhere else "")))
+        task.progress("runtimes found", runtimes=[r.name for r in matching])
+        return FindRuntimesOutput(runtimes=[r.name for r in matching],
+                                  runtime_modes={r.name: r.mode for r in matching})
+
+    return find_runtimes
+
+
+TOPIC = Topic(
+    name="find-runtimes",
+    input_model=FindRuntimesInput,
+    output_model=FindRuntimesOutput,
+    build_handler=lambda: make_handler(load(RuntimeSettings).file),
+    description="the runtimes of deploy/runtimes.yaml matching the model's service tag and stage",
+)
