@@ -30,6 +30,10 @@ def engine_variables() -> set[str]:
     return set(re.findall(r"\$\{(MLC_[A-Z_]+)", APPLICATION_YAML))
 
 
+def runtimes_file_variables() -> set[str]:
+    return set(re.findall(r"\$\{(MLC_[A-Z_]+)", (REPO / "deploy/runtimes.yaml").read_text()))
+
+
 def compose_variables() -> set[str]:
     text = (REPO / "docker-compose.yml").read_text()
     return set(re.findall(r"\b(MLC_[A-Z_]+)\b", text))
@@ -42,7 +46,7 @@ def test_every_topic_has_a_compose_service_running_its_worker():
 
 
 def test_compose_uses_only_settings_that_exist():
-    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT"}
+    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", *runtimes_file_variables()}
     unknown = compose_variables() - setting_variables() - engine_variables() - compose_only
     assert unknown == set()
 
@@ -53,7 +57,8 @@ def test_compose_switches_rest_authentication_on():
     assert "postgresql" in engine["MLC_ENGINE_DB_URL"]
 
 
-@pytest.mark.parametrize("variable", sorted(setting_variables() | engine_variables() | {"MLC_POSTGRES_PASSWORD"}))
+@pytest.mark.parametrize("variable", sorted(setting_variables() | engine_variables() | runtimes_file_variables()
+                                            | {"MLC_POSTGRES_PASSWORD"}))
 def test_readme_documents_every_setting(variable: str):
     assert f"`{variable}`" in README
 

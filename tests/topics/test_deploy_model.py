@@ -121,7 +121,7 @@ def test_batch_deployment_is_recorded_and_shown_in_the_status(handler, registry,
     output = handler(deploy(name, "1", "t-dev-batch"), task())
     assert output.deployment_mode == "batch"
     assert output.deployed_endpoint is None
-    assert output.previous_version is None
+    assert output.replaced_version is None
     assert output.deployment == {**output.deployment, "model": name, "version": "1", "runtime": "t-dev-batch",
                                  "stage": "DEV", "mode": "batch", "endpoint": None, "until": None}
     model = registry.get_model(name)
@@ -168,7 +168,7 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
 
     # the next version takes over the runtime; the previous one is unloaded and removed
     replaced = handler(deploy(name, "2", "t-dev-online"), task())
-    assert replaced.previous_version == "1"
+    assert replaced.replaced_version == "1"
     assert client.model_ready(second) is True
     assert client.model_ready(first) is False
     assert not (mlserver.repository / first).exists()

@@ -16,6 +16,7 @@ authentication settings, and adds what the library lacks:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,10 @@ class EngineClient(ExternalTaskClient):
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(self._get_headers())
+        # read proxy and CA settings once: with trust_env, requests reads them (and .netrc) per call
+        self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._session.trust_env = False
 
     def close(self) -> None:
         self._session.close()

@@ -10,16 +10,34 @@ from types import MappingProxyType
 from typing import Any
 
 from workers.harness.topic import Topic
-from workers.topics import create_jira, evaluate_dmn, get_model, run_metrics_job, send_notification
+from workers.topics import (
+    check_jira_ticket,
+    copy_schedules,
+    create_jira,
+    deploy_model,
+    evaluate_dmn,
+    find_runtimes,
+    get_model,
+    inspect_model_version,
+    run_metrics_job,
+    send_notification,
+    set_expiration_date,
+)
 
 __all__ = ["TOPICS"]
 
 _ALL: tuple[Topic[Any, Any], ...] = (
+    check_jira_ticket.TOPIC,
+    copy_schedules.TOPIC,
     create_jira.TOPIC,
+    deploy_model.TOPIC,
     evaluate_dmn.TOPIC,
+    find_runtimes.TOPIC,
     get_model.TOPIC,
+    inspect_model_version.TOPIC,
     run_metrics_job.TOPIC,
     send_notification.TOPIC,
+    set_expiration_date.TOPIC,
 )
 
 TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})

@@ -10,7 +10,8 @@ or its MLflow input example. Only then is the deployment recorded (:mod:`workers
 aliases moved, and the version it replaces on that runtime unloaded and removed.
 
 Writes ``DEPLOYMENT`` (the record), ``DEPLOYMENT_MODE``, ``DEPLOYED_ENDPOINT`` (the model's V2
-inference URL, none for batch) and ``PREVIOUS_VERSION`` (the version replaced on the runtime, if any).
+inference URL, none for batch) and ``REPLACED_VERSION`` (the version replaced on the runtime, if any; named apart from
+``PREVIOUS_VERSION``, the version in service before, which copy-schedules reads).
 A deployment that fails (model files missing or not loadable, the check call failing) is the BPMN
 error ``DEPLOYMENT_FAILED``; the version in service stays loaded and its records and aliases
 untouched. Deploying a version again to a runtime where it is in service and ready changes nothing.
@@ -85,7 +86,7 @@ class DeployModelOutput(TaskOutput):
     deployment: dict[str, Any] = Field(alias="DEPLOYMENT")
     deployment_mode: str = Field(alias="DEPLOYMENT_MODE")
     deployed_endpoint: str | None = Field(alias="DEPLOYED_ENDPOINT")
-    previous_version: str | None = Field(None, alias="PREVIOUS_VERSION")
+    replaced_version: str | None = Field(None, alias="REPLACED_VERSION")
 
 
 Handler = Callable[[DeployModelInput, TaskContext], DeployModelOutput]
@@ -146,7 +147,7 @@ def _output(record: DeploymentRecord, previous: str | None) -> DeployModelOutput
     inference_url = (f"{record.endpoint}/v2/models/{record.served_name}/infer"
                      if record.endpoint and record.served_name else None)
     return DeployModelOutput(deployment=record.as_dict(), deployment_mode=record.mode,
-                             deployed_endpoint=inference_url, previous_version=previous)
+                             deployed_endpoint=inference_url, replaced_version=previous)
 
 
 def _again(registry: ModelRegistry, record: DeploymentRecord, task: TaskContext) -> DeployModelOutput:

@@ -1,0 +1,1 @@
+"""Benchmarks of the fleet (DESIGN.md, "Scale and speed"): run as scripts, never as timed tests."""
