@@ -243,3 +243,29 @@ def test_unreachable_engine_shows_in_health_and_worker_keeps_trying(engine_setti
     assert status == 503
     assert body["status"] == "engine-unreachable"
     assert "engine unreachable" in body["last_poll_error"]
+
+
+REFUSING_PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="refusal-definitions" targetNamespace="http://mlc/tests">
+  <bpmn:process id="refusal-check" isExecutable="true" camunda:historyTimeToLive="1">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <bpmn:serviceTask id="work" camunda:type="external" camunda:topic="${topicName}"/>
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="route"/>
+    <bpmn:scriptTask id="route" scriptFormat="groovy"><bpmn:script>NO_SUCH_VARIABLE.size()</bpmn:script></bpmn:scriptTask>
+    <bpmn:sequenceFlow id="f3" sourceRef="route" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_a_result_the_engine_refuses_becomes_an_incident_not_a_loop(engine, engine_settings):
+    engine.deploy("refusal-check", {"refusal-check.bpmn": REFUSING_PROCESS})
+    topic = unique_topic()
+    instance = engine.start_process("refusal-check", {"topicName": topic, "greeting": "hi", "name": "x"})["id"]
+    with running_loop(make_topic(topic), engine_settings) as loop:
+        incident = wait_for(lambda: incidents_of(engine, instance), timeout_s=30)[0]
+    assert incident["incidentMessage"].startswith("the engine refused this task's result:")
+    assert "NO_SUCH_VARIABLE" in incident["incidentMessage"]
+    assert loop.metrics.failed.labels(topic=topic, kind="incident")._value.get() == 1

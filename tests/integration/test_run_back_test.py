@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import finished_instance, incidents_of, variables_of, wait_for
-from workers.config import EngineSettings, FleetSettings, MlflowSettings
+from tests.support import finished_instance, topic_workers, variables_of, wait_for
+from workers.config import EngineSettings, MlflowSettings
 from workers.engine import EngineClient
-from workers.fleet import ManagedProcess, worker_process
+from workers.fleet import ManagedProcess
 from workers.local_fleet import find_instance, run_back_test
-from workers.topics import TOPICS
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[2]
@@ -25,29 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def workers(engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_server,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ManagedProcess]]:
-    """Every topic's worker as its own process, configured like `mlc up` configures them."""
-    from tests.conftest import free_port
-
-    fleet = FleetSettings(home=tmp_path_factory.mktemp("workers"))
-    environment = {
-        "MLC_ENGINE_URL": engine_settings.url,
-        "MLC_ENGINE_USER": engine_settings.user or "",
-        "MLC_ENGINE_PASSWORD": engine_settings.password.get_secret_value() if engine_settings.password else "",
-        "MLC_MLFLOW_TRACKING_URI": mlflow_settings.tracking_uri,
-        "MLC_MLFLOW_EXPERIMENT": mlflow_settings.experiment,
-        "MLC_JIRA_URL": jira_server.url,
-        "MLC_WORKER_RETRY_TIMEOUT_MS": "200",
-        "MLC_WORKER_MAX_RETRIES": "1",
-        "PYTHONPATH": str(REPO),
-    }
-    processes = [worker_process(topic, fleet, free_port(), environment) for topic in sorted(TOPICS)]
-    try:
-        for process in processes:
-            process.start(timeout_s=120)
+    with topic_workers(tmp_path_factory.mktemp("workers"), engine_settings, mlflow_settings,
+                       jira_server.url) as processes:
         yield processes
-    finally:
-        for process in processes:
-            process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from workers import TaskContext, TaskInput, TaskOutput, Topic
-from workers.config import EngineSettings, WorkerSettings
+from pathlib import Path
+
+from workers.config import EngineSettings, FleetSettings, MlflowSettings, WorkerSettings
 from workers.engine import EngineClient
+from workers.fleet import ManagedProcess, worker_process
 from workers.harness import TaskLoop
+from workers.topics import TOPICS
 
 
 class GreetingInput(TaskInput):
@@ -95,3 +99,32 @@ def variables_of(engine: EngineClient, process_instance_id: str) -> dict[str, An
 
 def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[str, Any]]:
     return engine.get("/incident", processInstanceId=process_instance_id)
+
+
+@contextmanager
+def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_url: str,
+                  **environment: str) -> Iterator[list[ManagedProcess]]:
+    """Every topic's worker as its own process, configured the way `mlc up` configures them."""
+    from tests.conftest import REPO, free_port
+
+    env = {
+        "MLC_ENGINE_URL": engine_settings.url,
+        "MLC_ENGINE_USER": engine_settings.user or "",
+        "MLC_ENGINE_PASSWORD": engine_settings.password.get_secret_value() if engine_settings.password else "",
+        "MLC_MLFLOW_TRACKING_URI": mlflow_settings.tracking_uri,
+        "MLC_MLFLOW_EXPERIMENT": mlflow_settings.experiment,
+        "MLC_JIRA_URL": jira_url,
+        "MLC_WORKER_RETRY_TIMEOUT_MS": "200",
+        "MLC_WORKER_MAX_RETRIES": "1",
+        "PYTHONPATH": str(REPO),
+        **environment,
+    }
+    fleet = FleetSettings(home=home)
+    processes = [worker_process(topic, fleet, free_port(), env) for topic in sorted(TOPICS)]
+    try:
+        for process in processes:
+            process.start(timeout_s=120)
+        yield processes
+    finally:
+        for process in processes:
+            process.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 
 from workers.config import WorkerSettings
 from workers.engine.client import EngineClient
-from workers.engine.errors import EngineError, EngineUnavailable
+from workers.engine.errors import EngineBadRequest, EngineError, EngineServerError, EngineUnavailable
 from workers.engine.variables import decode_variables
 from workers.harness.reporting import RetryPolicy, describe_invalid_input, report, result_for_error
 from workers.harness.telemetry import WorkerMetrics, WorkerState
@@ -174,7 +175,10 @@ class TaskLoop:
                 result = self._handle(task, raw, log)
                 elapsed = time.perf_counter() - started
                 self.metrics.handler_seconds.observe(elapsed)
-                self._report(held, result, log, elapsed)
+                try:
+                    self._report(held, result, log, elapsed)
+                except (EngineBadRequest, EngineServerError) as exc:
+                    self._report_refusal(held, exc, log)
             except Exception as exc:  # reporting itself failed: the lock expires and the task returns
                 log.error("could not report the task's result; it returns when its lock expires",
                           error=str(exc), exc_info=True)
@@ -225,6 +229,16 @@ class TaskLoop:
             self.metrics.failed.labels(topic=self.topic.name, kind=sent).inc()
             log.error("task failed", error=result.error_message, retries_left=result.retries,
                       retry_in_ms=result.retry_timeout, incident=sent == "incident", duration_ms=duration_ms)
+
+    def _report_refusal(self, held: _HeldTask, error: EngineError, log: Any) -> None:
+        """The engine refused the result (e.g. the next activity's expression fails): an incident now.
+
+        Reporting again after the lock expired would be refused the same way, for ever, unseen.
+        """
+        message = f"the engine refused this task's result: {error.message}"
+        self.client.failure(held.task_id, message[:4000], traceback.format_exc(), 0, 0)
+        self.metrics.failed.labels(topic=self.topic.name, kind="incident").inc()
+        log.error("the engine refused the task's result; reported as an incident", error=error.message)
 
     # -- locks and draining ------------------------------------------------------------------------
 

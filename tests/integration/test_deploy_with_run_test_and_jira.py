@@ -1,0 +1,143 @@
+"""Deploy with run test and Jira end to end: MLflow, the event bridge, Jira's webhooks, MLServer, the engine."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.support import finished_instance, topic_workers, variables_of, wait_for
+from workers.bridge import BridgeServer, BridgeSettings, submit_model_version
+from workers.config import MlflowSettings
+from workers.devservers.jira import JiraDevServer
+from workers.mlserver import MlserverClient, pandas_inputs
+from workers.sample_model import register_sample_model
+
+pytestmark = pytest.mark.engine
+SERVICE = "cancer-screening"
+
+
+@pytest.fixture(scope="module")
+def bridge(engine) -> Iterator[BridgeServer]:
+    settings = BridgeSettings(port=0, mlflow_webhook_secret="mlflow-secret", jira_webhook_secret="jira-secret")
+    server = BridgeServer(settings, engine).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def jira(bridge) -> Iterator[JiraDevServer]:
+    """A Jira development server whose issue webhooks reach the bridge, as a real Jira's would."""
+    with JiraDevServer(webhooks=[f"{bridge.url}/webhooks/jira"], webhook_secret="jira-secret").start() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def runtimes_file(tmp_path_factory, mlserver):
+    path = tmp_path_factory.mktemp("runtimes") / "runtimes.yaml"
+    path.write_text(f"""
+stages: [DEV, PROD]
+runtimes:
+  - {{name: dev-batch, stage: DEV, service_tags: [{SERVICE}], endpoints: []}}
+  - {{name: dev-mlserver, stage: DEV, service_tags: [{SERVICE}], endpoints: ["{mlserver.endpoint}"],
+     model_repository: "{mlserver.repository}"}}
+  - {{name: dead-mlserver, stage: DEV, service_tags: [broken-serving], endpoints: ["http://127.0.0.1:9"],
+     model_repository: "{mlserver.repository}"}}
+""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def workers(engine_settings, mlflow_settings, jira, runtimes_file, tmp_path_factory):
+    with topic_workers(tmp_path_factory.mktemp("workers"), engine_settings, mlflow_settings, jira.url,
+                       MLC_RUNTIMES_FILE=str(runtimes_file)) as processes:
+        yield processes
+
+
+@pytest.fixture(scope="module")
+def sample(mlflow_settings: MlflowSettings):
+    sample = register_sample_model(mlflow_settings, name="deploy-flow-model", service=SERVICE)
+    MlflowClient(tracking_uri=mlflow_settings.tracking_uri).set_model_version_tag(
+        sample.name, sample.version, "schedule.backtest", "0 6 * * *")
+    return sample
+
+
+def new_version(mlflow_settings: MlflowSettings, sample, **tags: str) -> str:
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    first = client.get_model_version(sample.name, sample.version)
+    return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags=tags,
+                                       model_id=first.source.removeprefix("models:/")).version
+
+
+def ticket(jira: JiraDevServer, model: str, kind: str, count: int = 1) -> dict:
+    def found() -> list[dict]:
+        issues = [i for i in jira.issues()
+                  if f"model-{model}" in i["fields"]["labels"] and f"mlc-{kind}" in i["fields"]["labels"]]
+        return issues if len(issues) >= count else []
+
+    return sorted(wait_for(found, timeout_s=120), key=lambda i: int(i["key"].split("-")[1]))[count - 1]
+
+
+def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, jira, sample, mlflow_settings,
+                                                              mlserver):
+    version = new_version(mlflow_settings, sample, run_test="true", jira="true")
+    instance = submit_model_version(engine, sample.name, version)
+    review = ticket(jira, sample.name, "review")
+    description = json.dumps(review["fields"]["description"])
+    assert "auc=" in description and "Changes:" in description and f"version {version}" in description
+    jira.transition(review["key"], "Done")  # the reviewer approves; Jira's webhook resumes the process
+
+    entry = finished_instance(engine, instance["id"], timeout_s=180)
+    variables = variables_of(engine, instance["id"])
+    assert entry["endActivityId"] == "model-deployed", variables
+    assert json.loads(variables["RUNTIMES"]) == ["dev-batch", "dev-mlserver"]
+    assert variables["EXPIRATION_DATE"] == (date.today() + timedelta(days=365)).isoformat()
+    assert json.loads(variables["SCHEDULES_COPIED"]) == ["backtest"]
+
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    tags = client.get_model_version(sample.name, version).tags
+    assert tags["schedule.backtest"] == "0 6 * * *" and tags["expiration_date"] == variables["EXPIRATION_DATE"]
+    assert client.get_registered_model(sample.name).aliases["deployed"] == version
+    rows = pd.read_csv(client.download_artifacts(review_run(client, sample), "mlc/test_data.csv")).drop(
+        columns=["label"]).head(3)
+    served = json.loads(variables["DEPLOYMENT"])["served_name"]
+    with MlserverClient(mlserver.endpoint) as server:
+        answer = server.infer(served, pandas_inputs(rows))
+    assert len(answer["outputs"][0]["data"]) == 3
+
+
+def review_run(client: MlflowClient, sample) -> str:
+    return client.get_model_version(sample.name, sample.version).run_id
+
+
+def test_failing_test_opens_a_rejection_ticket_and_tests_again_when_it_is_done(engine, workers, jira, sample,
+                                                                              mlflow_settings):
+    version = new_version(mlflow_settings, sample, run_test="true", test_data=sample.drifted_data_uri)
+    instance = submit_model_version(engine, sample.name, version)
+    first = ticket(jira, sample.name, "rejection")
+    assert "AUC below 0.7" in json.dumps(first["fields"]["description"])
+    jira.transition(first["key"], "Done")
+    second = ticket(jira, sample.name, "rejection", count=2)  # the test ran again, and failed again
+    assert second["key"] != first["key"]
+    assert engine.get(f"/process-instance/{instance['id']}")["ended"] is False
+    waits = engine.get("/process-instance", superProcessInstance=instance["id"])
+    assert [w["businessKey"] for w in waits] == [second["key"]]  # Cockpit shows the wait by ticket key
+
+
+def test_failed_deployment_opens_an_error_ticket_and_keeps_the_version_in_service(engine, workers, jira,
+                                                                                  mlflow_settings):
+    broken = register_sample_model(mlflow_settings, name="broken-serving-model", service="broken-serving")
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    version = new_version(mlflow_settings, broken)
+    instance = submit_model_version(engine, broken.name, version)
+    entry = finished_instance(engine, instance["id"], timeout_s=180)
+    variables = variables_of(engine, instance["id"])
+    assert entry["endActivityId"] == "deployment-stopped", variables
+    assert variables["ERROR_CODE"] == "DEPLOYMENT_FAILED"
+    error = ticket(jira, broken.name, "error")
+    assert "dead-mlserver" in json.dumps(error["fields"]["description"])
+    assert client.get_registered_model(broken.name).aliases["deployed"] == broken.version
