@@ -85,10 +85,25 @@ def finished_instance(engine: EngineClient, process_instance_id: str, timeout_s:
         entry = engine.get(f"/history/process-instance/{process_instance_id}")
         return entry if entry.get("endTime") else None
 
-    entry = wait_for(ended, timeout_s)
+    try:
+        entry = wait_for(ended, timeout_s)
+    except AssertionError as exc:
+        raise AssertionError(f"instance {process_instance_id} did not end in {timeout_s}s; "
+                             f"{where_is(engine, process_instance_id)}") from exc
     ends = engine.get("/history/activity-instance", processInstanceId=process_instance_id,
                       activityType="noneEndEvent")
     return {**entry, "endActivityId": ends[0]["activityId"] if ends else None}
+
+
+def where_is(engine: EngineClient, process_instance_id: str) -> str:
+    """Where an instance and the instances it called stand: active activities and incidents."""
+    active = engine.get("/history/activity-instance", processInstanceId=process_instance_id, unfinished="true")
+    incidents = engine.get("/incident", processInstanceId=process_instance_id)
+    called = engine.get("/process-instance", superProcessInstance=process_instance_id)
+    parts = [f"waiting in {[a['activityName'] or a['activityId'] for a in active]}"]
+    parts += [f"incident at {i['activityId']}: {i['incidentMessage']}" for i in incidents]
+    parts += [f"called {c['id']} ({c['businessKey']}): {where_is(engine, c['id'])}" for c in called]
+    return "; ".join(parts)
 
 
 def variables_of(engine: EngineClient, process_instance_id: str) -> dict[str, Any]:
