@@ -114,6 +114,20 @@ def run_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_status(args: argparse.Namespace) -> int:
+    from workers.config import MlflowSettings
+    from workers.deployments import deployments_of, format_status
+    from workers.registry import ModelNotFound, ModelRegistry
+
+    try:
+        records = deployments_of(ModelRegistry(load(MlflowSettings)), args.model_id)
+    except ModelNotFound as exc:
+        print(f"mlc: {exc}", file=sys.stderr)
+        return 1
+    print(format_status(records))
+    return 0
+
+
 def run_bridge(args: argparse.Namespace) -> int:
     from workers.bridge import BridgeSettings, serve_bridge
 
@@ -151,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
     submit.add_argument("version", metavar="VERSION", help="model version")
     submit.set_defaults(run=run_submit)
+
+    status = commands.add_parser("status", help="where a model's versions are deployed (batch or online, since)")
+    status.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
+    status.set_defaults(run=run_status)
 
     bridge = commands.add_parser("bridge", help="serve the event bridge (MLflow and Jira webhooks)")
     bridge.set_defaults(run=run_bridge)

@@ -145,6 +145,9 @@ class FleetSettings(_Settings):
     bpmn_dir: Path = Field(Path("bpmn"), description="processes and decisions deployed on engine start")
     engine_start_timeout_s: float = Field(180.0, gt=0, description="how long the engine may take to start")
     worker_health_base_port: int = Field(9400, ge=1024, le=65000, description="first worker health port")
+    mlserver_port: int = Field(8090, ge=1024, le=65000, description="HTTP port of the local MLServer (gRPC +1, "
+                                                                      "metrics +2)")
+    bridge_port: int = Field(8095, ge=1024, le=65000, description="port of the local event bridge")
 
 
 class LogSettings(_Settings):

@@ -9,6 +9,7 @@ Ctrl-C and stops everything, workers first so they drain.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -19,7 +20,16 @@ from urllib.parse import urlparse
 
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, load
 from workers.engine import EngineClient
-from workers.fleet import ManagedProcess, engine_process, http_ok, mlflow_process, wait_until, worker_process
+from workers.runtimes import RuntimeSettings
+from workers.fleet import (
+    ManagedProcess,
+    engine_process,
+    http_ok,
+    mlflow_process,
+    mlserver_process,
+    wait_until,
+    worker_process,
+)
 from workers.topics import TOPICS
 
 __all__ = ["LocalFleet", "run_back_test", "serve_forever", "wait_for_back_test"]
@@ -68,16 +78,28 @@ class LocalFleet:
     mlflow: MlflowSettings
     jira: JiraSettings
     processes: list[ManagedProcess] = field(default_factory=list)
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
         return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings))
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet.bridge_port}"
+
+    @property
+    def mlserver_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet.mlserver_port}"
 
     def worker_environment(self) -> dict[str, str]:
         env = {
             "MLC_ENGINE_URL": self.engine.url,
             "MLC_MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
             "MLC_JIRA_URL": self.jira.url,
+            "MLC_MLSERVER_URL": self.mlserver_url,
+            "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),
+            "MLC_RUNTIMES_FILE": str(load(RuntimeSettings).file.resolve()),
         }
         if self.engine.user:
             env["MLC_ENGINE_USER"] = self.engine.user
@@ -90,11 +112,20 @@ class LocalFleet:
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
         self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
-        self._start(mlflow_process(self.fleet, self.mlflow), 120)
+        self._start(mlflow_process(self.fleet, self.mlflow, local_webhooks=True), 120)
+        say("starting MLServer (the DEV online runtime) ...")
+        port = self.fleet.mlserver_port
+        self._start(mlserver_process(self.fleet, port, port + 1, port + 2,
+                                     self.fleet.home.resolve() / "mlserver" / "models"), 120)
+        environment = self.worker_environment()
+        say("starting the event bridge ...")
+        self._start(self._bridge(environment), 60)
         if self.jira_is_local:
             say(f"starting the Jira development server at {self.jira.url} (MLC_JIRA_URL names a real Jira) ...")
             self._start(self._jira_dev_server(), 60)
-        environment = self.worker_environment()
+        from workers.bridge import ensure_mlflow_webhook
+
+        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow", self.webhook_secret)
         for index, topic in enumerate(sorted(TOPICS)):
             port = self.fleet.worker_health_base_port + index
             self._start(worker_process(topic, self.fleet, port, environment), 120)
@@ -110,9 +141,21 @@ class LocalFleet:
         return ManagedProcess(
             name="jira-dev",
             argv=[sys.executable, "-m", "workers.devservers.jira", "--host", parsed.hostname or "127.0.0.1",
-                  "--port", str(parsed.port or 8089)],
+                  "--port", str(parsed.port or 8089), "--webhook", f"{self.bridge_url}/webhooks/jira",
+                  "--webhook-secret", self.webhook_secret],
             log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
             ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+        )
+
+    def _bridge(self, environment: dict[str, str]) -> ManagedProcess:
+        return ManagedProcess(
+            name="bridge",
+            argv=[sys.executable, "-m", "workers", "bridge"],
+            log_path=self.fleet.home.resolve() / "logs" / "bridge.log",
+            ready=http_ok(f"{self.bridge_url}/health"),
+            env={**environment, "MLC_BRIDGE_PORT": str(self.fleet.bridge_port), "MLC_LOG_FORMAT": "json",
+                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.webhook_secret,
+                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.webhook_secret},
         )
 
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
@@ -139,7 +182,34 @@ class LocalFleet:
             for label, request_id in requests.items():
                 outcomes[label] = wait_for_back_test(engine, request_id, timeout_s)
                 say(f"back test {label}: {outcomes[label]['summary']}")
+            outcomes["new version"] = self._submit_new_version(engine, sample, say, timeout_s)
         return outcomes
+
+    def _submit_new_version(self, engine: EngineClient, sample: Any, say: Any, timeout_s: float) -> dict[str, Any]:
+        """Register a new version with run_test and jira: MLflow's webhook starts its deployment."""
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.mlflow.tracking_uri)
+        first = client.get_model_version(sample.name, sample.version)
+        version = client.create_model_version(sample.name, first.source, run_id=first.run_id,
+                                              tags={"run_test": "true", "jira": "true"},
+                                              model_id=first.source.removeprefix("models:/")).version
+        say(f"registered {sample.name} version {version} (run_test, jira): MLflow's webhook starts its deployment")
+
+        def waiting_review() -> list[dict[str, Any]]:
+            started = engine.get("/process-instance", businessKey=f"{sample.name}:{version}")
+            return started and engine.get("/process-instance", superProcessInstance=started[0]["id"])
+
+        waiting = wait_until(waiting_review, timeout_s, interval_s=0.5) and waiting_review()
+        if not waiting:
+            say("the deployment process did not reach its review; see the logs")
+            return {"summary": "no review ticket", "ticket": None}
+        ticket = waiting[0]["businessKey"]
+        say(f"review ticket {ticket} waits for approval: move it to Done in Jira ({self.jira.url}/browse/{ticket}"
+            + (f"; on the development server: curl -X POST {self.jira.url}/_dev/transition "
+               f"-H 'Content-Type: application/json' -d '{{\"key\": \"{ticket}\", \"status\": \"Done\"}}'"
+               if self.jira_is_local else "") + ") and the version is deployed to MLServer")
+        return {"summary": f"review ticket {ticket} waiting", "ticket": ticket, "version": version}
 
     def print_addresses(self, say: Any = print) -> None:
         root = self.engine.url.rsplit("/engine-rest", 1)[0]
@@ -147,6 +217,8 @@ class LocalFleet:
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
+        say(f"MLServer  {self.mlserver_url}  (V2 inference)")
+        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
 
 
 def describe_back_test(engine: EngineClient, instance: dict[str, Any]) -> dict[str, Any]:

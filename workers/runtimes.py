@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from workers.config import _Settings
+from workers.config import ConfigurationError, _Settings
 
 __all__ = ["InventoryError", "Runtime", "RuntimeInventory", "RuntimeSettings", "load_inventory"]
 
@@ -40,7 +40,7 @@ class RuntimeSettings(_Settings):
     file: Path = Field(Path("deploy/runtimes.yaml"), description="the runtime inventory (YAML)")
 
 
-class InventoryError(Exception):
+class InventoryError(ConfigurationError):
     """The runtime inventory cannot be used; the message names the file, runtime and field."""
 
 

@@ -88,7 +88,7 @@ def resolve(engine, jira: JiraDevServer, key: str, status: str) -> None:
 
 
 def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, jira, sample, mlflow_settings,
-                                                              mlserver):
+                                                              mlserver, monkeypatch, capsys):
     version = new_version(mlflow_settings, sample, run_test="true", jira="true")
     instance = submit_model_version(engine, sample.name, version)
     review = ticket(jira, sample.name, "review")
@@ -113,6 +113,13 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     with MlserverClient(mlserver.endpoint) as server:
         answer = server.infer(served, pandas_inputs(rows))
     assert len(answer[0].data) == 3 and set(answer[0].data) <= {0, 1}
+
+    from workers.cli import main
+
+    monkeypatch.setenv("MLC_MLFLOW_TRACKING_URI", mlflow_settings.tracking_uri)
+    assert main(["status", sample.name]) == 0
+    status = capsys.readouterr().out
+    assert "dev-mlserver" in status and "dev-batch" in status and "online" in status
 
 
 def sample_run(client: MlflowClient, sample) -> str:

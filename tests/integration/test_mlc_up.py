@@ -15,14 +15,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.engine
-def test_mlc_up_runs_a_passing_and_a_failing_back_test_then_stops_cleanly(tmp_path):
+def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_cleanly(tmp_path):
     base_port = free_port()
     environment = {
         **os.environ,
         "MLC_FLEET_HOME": str(tmp_path / "fleet"),
         "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
         "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
+        "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
         "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(base_port),
+        "MLC_FLEET_MLSERVER_PORT": str(free_port()),
+        "MLC_FLEET_BRIDGE_PORT": str(free_port()),
         "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
         "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
@@ -34,7 +37,9 @@ def test_mlc_up_runs_a_passing_and_a_failing_back_test_then_stops_cleanly(tmp_pa
     assert result.returncode == 0, output
     assert "back test on its test data: Back test passed" in output
     assert "back test on drifted data: Back test failed, ticket open (MLC-1)" in output
+    # a version registered in MLflow starts Deploy with run test and Jira through the webhook and the bridge
+    assert "review ticket MLC-2 waits for approval" in output
     assert "Cockpit   http://127.0.0.1:" in output
     assert "stopping the fleet" in output
-    for log in ("engine.log", "mlflow.log", "jira-dev.log", "worker-run-metrics-job.log"):
+    for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "worker-deploy-model.log"):
         assert (tmp_path / "fleet" / "logs" / log).exists(), log
