@@ -1,0 +1,71 @@
+"""The engine jar on PostgreSQL, as docker-compose.yml runs it: a server started for this test."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, REPO, free_port
+from tests.support import finished_instance, make_topic, running_loop, start_harness_check, unique_topic
+from workers.config import EngineSettings, FleetSettings
+from workers.engine import EngineClient
+from workers.fleet import engine_process
+
+pytestmark = pytest.mark.engine
+
+
+def as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[int]:
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # outside pytest's private temp folder: the server runs as the postgres user, never as root
+    home = Path(tempfile.mkdtemp(prefix="mlc-postgres-"))
+    data = home / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    as_postgres("initdb", "-D", str(data), "-U", "mlc", "-A", "trust")
+    as_postgres("pg_ctl", "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
+                f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start")
+    yield port
+    as_postgres("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_engine_runs_processes_on_postgresql(postgres, tmp_path):
+    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest")
+    fleet = FleetSettings(home=tmp_path, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
+                          bpmn_dir=REPO / "bpmn")
+    engine = engine_process(fleet, settings, extra_env={
+        "MLC_ENGINE_DB_URL": f"jdbc:postgresql://127.0.0.1:{postgres}/postgres", "MLC_ENGINE_DB_USER": "mlc"})
+    engine.start(timeout_s=180)
+    try:
+        with EngineClient(settings) as client:
+            client.deploy("postgres-check", {"harness-check.bpmn": (FIXTURES / "harness-check.bpmn").read_bytes()})
+            topic = unique_topic()
+            instance = start_harness_check(client, topic)
+            with running_loop(make_topic(topic), settings):
+                assert finished_instance(client, instance)["state"] == "COMPLETED"
+            deployed = {d["key"] for d in client.get("/process-definition", latestVersion="true")}
+    finally:
+        engine.stop()
+    assert {"run-back-test", "deploy-with-run-test-and-jira", "harness-check"} <= deployed
+    rows = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(postgres), "-U", "mlc", "-d", "postgres", "-tAc",
+                           "select count(*) from act_hi_procinst"], capture_output=True, text=True, check=True)
+    assert int(rows.stdout.strip()) >= 1  # the history is in PostgreSQL, not in an H2 file
+    assert not list(Path(tmp_path).glob("engine/*.mv.db"))
