@@ -33,11 +33,27 @@ def configure_logging(settings: LogSettings | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=_StdoutLogger,
         cache_logger_on_first_use=True,
     )
     # the Camunda client logs every call through the standard library; keep only its warnings
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr)
+
+
+class _StdoutLogger:
+    """Writes each line to the ``sys.stdout`` of the moment.
+
+    structlog's PrintLogger keeps the stream it was created with; when that stream is replaced and
+    closed (a test runner capturing output, a redirected stdout), every later line would fail.
+    """
+
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def msg(self, message: str) -> None:
+        print(message, file=sys.stdout, flush=True)
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
 
 def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
