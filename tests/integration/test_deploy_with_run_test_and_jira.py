@@ -136,7 +136,7 @@ def test_failing_test_opens_a_rejection_ticket_and_tests_again_when_it_is_done(e
     second = ticket(jira, sample.name, "rejection", count=2)  # the test ran again, and failed again
     assert second["key"] != first["key"]
     assert engine.get(f"/process-instance/{instance['id']}")["ended"] is False
-    waits = engine.get("/process-instance", superProcessInstance=instance["id"])
+    waits = wait_for(lambda: engine.get("/process-instance", superProcessInstance=instance["id"]), timeout_s=60)
     assert [w["businessKey"] for w in waits] == [second["key"]]  # Cockpit shows the wait by ticket key
 
 
