@@ -13,8 +13,8 @@ from pydantic import Field
 
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, RetryableError
-from workers.registry import ModelNotFound, ModelRegistry, RegistryUnavailable
+from workers.registry import ModelRegistry
+from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["SCHEDULE_PREFIX", "TOPIC", "make_handler"]
 
@@ -40,7 +40,7 @@ def make_handler(settings: MlflowSettings) -> Handler:
     def copy_schedules(data: CopySchedulesInput, task: TaskContext) -> CopySchedulesOutput:
         if not data.previous_version or data.previous_version == data.model_version:
             return CopySchedulesOutput(schedules_copied=[])
-        try:
+        with registry_outcomes():
             previous = registry.get_version(data.model_id, data.previous_version)
             current = registry.get_version(data.model_id, data.model_version)
             copied = []
@@ -48,10 +48,6 @@ def make_handler(settings: MlflowSettings) -> Handler:
                 if key.startswith(SCHEDULE_PREFIX) and key not in current.tags:
                     registry.set_version_tag(data.model_id, data.model_version, key, value)
                     copied.append(key.removeprefix(SCHEDULE_PREFIX))
-        except ModelNotFound as exc:
-            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
-        except RegistryUnavailable as exc:
-            raise RetryableError(exc.message) from exc
         task.progress("schedules copied", schedules=copied, source_version=data.previous_version)
         return CopySchedulesOutput(schedules_copied=copied)
 

@@ -20,16 +20,15 @@ from pydantic import Field, field_validator
 
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, RetryableError
+from workers.outcomes import BusinessError
 from workers.registry import (
     DEPLOYED_ALIAS,
-    ModelNotFound,
     ModelRecord,
     ModelRegistry,
-    RegistryUnavailable,
     ResourceNotFound,
     VersionRecord,
 )
+from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "TestAssets", "make_handler", "model_details", "test_assets"]
 
@@ -94,7 +93,7 @@ def make_handler(settings: MlflowSettings) -> Handler:
     registry = ModelRegistry(settings)
 
     def get_model(data: GetModelInput, task: TaskContext) -> GetModelOutput:
-        try:
+        with registry_outcomes():
             model, version = _model_and_version(registry, data)
             assets = test_assets(registry, version)
             input_file = data.input_file or assets.test_data
@@ -102,10 +101,6 @@ def make_handler(settings: MlflowSettings) -> Handler:
                 raise BusinessError("MISSING_TEST_DATA", (
                     f"model {model.name!r} version {version.version} has no test data: no INPUT_FILE was given, "
                     f"the version has no 'test_data' tag and its run has no {' or '.join(TEST_DATA_ARTIFACTS)}"))
-        except ModelNotFound as exc:
-            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
-        except RegistryUnavailable as exc:
-            raise RetryableError(exc.message) from exc
         task.progress("model found", model=model.name, version=version.version, input_file=input_file,
                       dmn_file=assets.dmn_file)
         return GetModelOutput(

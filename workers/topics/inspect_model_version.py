@@ -17,9 +17,9 @@ from pydantic import Field
 
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, RetryableError
-from workers.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, RegistryUnavailable, VersionRecord
+from workers.registry import DEPLOYED_ALIAS, ModelRegistry, VersionRecord
 from workers.topics.get_model import model_details, test_assets
+from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["TOPIC", "changes_between", "flag", "make_handler"]
 
@@ -75,17 +75,13 @@ def make_handler(settings: MlflowSettings) -> Handler:
     registry = ModelRegistry(settings)
 
     def inspect_model_version(data: InspectInput, task: TaskContext) -> InspectOutput:
-        try:
+        with registry_outcomes():
             model = registry.get_model(data.model_id)
             version = registry.get_version(model.name, data.model_version)
             assets = test_assets(registry, version)
             deployed = model.aliases.get(DEPLOYED_ALIAS)
             previous = (registry.get_version(model.name, deployed)
                         if deployed is not None and str(deployed) != version.version else None)
-        except ModelNotFound as exc:
-            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
-        except RegistryUnavailable as exc:
-            raise RetryableError(exc.message) from exc
         return InspectOutput(
             model_details=model_details(model, version),
             flag_train=flag(version.tags, "train"),

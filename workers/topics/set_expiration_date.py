@@ -16,8 +16,9 @@ from pydantic import Field
 
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError, RetryableError
-from workers.registry import ModelNotFound, ModelRegistry, RegistryUnavailable
+from workers.outcomes import FatalError
+from workers.registry import ModelRegistry
+from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["EXPIRATION_FIELD", "TOPIC", "expiration_date", "make_handler"]
 
@@ -55,12 +56,8 @@ def make_handler(settings: MlflowSettings) -> Handler:
 
     def set_expiration_date(data: ExpirationInput, task: TaskContext) -> ExpirationOutput:
         expires, source = expiration_date(data.jira_fields, datetime.now(timezone.utc).date())
-        try:
+        with registry_outcomes():
             registry.set_version_tag(data.model_id, data.model_version, EXPIRATION_TAG, expires.isoformat())
-        except ModelNotFound as exc:
-            raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
-        except RegistryUnavailable as exc:
-            raise RetryableError(exc.message) from exc
         return ExpirationOutput(expiration_date=expires.isoformat(), expiration_source=source)
 
     return set_expiration_date
