@@ -147,8 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     deploy.add_argument("--name", default="mlc-manager", help="deployment name (default: mlc-manager)")
     deploy.set_defaults(run=run_deploy)
 
-    up = commands.add_parser("up", help="start engine, MLflow, Jira dev server and workers; run the sample")
-    up.add_argument("--no-demo", action="store_true", help="skip the sample model and its back tests")
+    up = commands.add_parser("up", help="start engine, MLflow, MLServer, bridge, Jira dev server and workers; "
+                                        "run the sample")
+    up.add_argument("--no-demo", action="store_true", help="skip the sample model, its back tests and new version")
     up.add_argument("--exit-after-demo", action="store_true", help="stop the fleet once the sample has run")
     up.set_defaults(run=run_up)
 

@@ -96,6 +96,7 @@ class LocalFleet:
         env = {
             "MLC_ENGINE_URL": self.engine.url,
             "MLC_MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
+            "MLC_MLFLOW_EXPERIMENT": self.mlflow.experiment,
             "MLC_JIRA_URL": self.jira.url,
             "MLC_MLSERVER_URL": self.mlserver_url,
             "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),

@@ -11,10 +11,11 @@ from typing import Any
 from workers import TaskContext, TaskInput, TaskOutput, Topic
 from pathlib import Path
 
-from workers.config import EngineSettings, FleetSettings, MlflowSettings, WorkerSettings
+from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, WorkerSettings
 from workers.engine import EngineClient
 from workers.fleet import ManagedProcess, worker_process
 from workers.harness import TaskLoop
+from workers.local_fleet import LocalFleet
 from workers.topics import TOPICS
 
 
@@ -122,19 +123,14 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
     """Every topic's worker as its own process, configured the way `mlc up` configures them."""
     from tests.conftest import REPO, free_port
 
+    fleet = FleetSettings(home=home)
     env = {
-        "MLC_ENGINE_URL": engine_settings.url,
-        "MLC_ENGINE_USER": engine_settings.user or "",
-        "MLC_ENGINE_PASSWORD": engine_settings.password.get_secret_value() if engine_settings.password else "",
-        "MLC_MLFLOW_TRACKING_URI": mlflow_settings.tracking_uri,
-        "MLC_MLFLOW_EXPERIMENT": mlflow_settings.experiment,
-        "MLC_JIRA_URL": jira_url,
+        **LocalFleet(fleet, engine_settings, mlflow_settings, JiraSettings(url=jira_url)).worker_environment(),
         "MLC_WORKER_RETRY_TIMEOUT_MS": "200",
         "MLC_WORKER_MAX_RETRIES": "1",
         "PYTHONPATH": str(REPO),
         **environment,
     }
-    fleet = FleetSettings(home=home)
     processes = [worker_process(topic, fleet, free_port(), env) for topic in sorted(TOPICS)]
     try:
         for process in processes:
