@@ -35,6 +35,7 @@ __all__ = [
     "RegistryError",
     "RegistryUnavailable",
     "ResourceNotFound",
+    "RunRecord",
     "VersionRecord",
 ]
 
@@ -118,6 +119,22 @@ class VersionRecord:
     status: str
     created: datetime
     aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """An MLflow run as the processes follow it: its state (``RUNNING``, ``FINISHED``, ``FAILED``,
+    ``KILLED``, ``SCHEDULED``), when it started and ended, and its tags."""
+
+    run_id: str
+    status: str
+    started: datetime
+    ended: datetime | None
+    tags: dict[str, str]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("FINISHED", "FAILED", "KILLED")
 
 
 @dataclass(frozen=True)
@@ -260,6 +277,20 @@ class ModelRegistry:
         self._call(lambda: self._client.set_terminated(run_id, "FINISHED"), f"run {run_id}")
         return run_id
 
+    def get_run(self, run_id: str) -> RunRecord:
+        return _run_record(self._call(lambda: self._client.get_run(run_id), f"run {run_id}"))
+
+    def search_runs(self, filter_string: str, experiment: str | None = None) -> list[RunRecord]:
+        """Runs of ``experiment`` (default: the settings') matching MLflow's ``filter_string``, newest first."""
+        experiment_id = self._experiment_id(experiment or self.settings.experiment)
+        found = self._call(lambda: self._client.search_runs([experiment_id], filter_string,
+                                                            order_by=["attributes.start_time DESC"]),
+                           f"runs of experiment {experiment_id} where {filter_string}")
+        return [_run_record(run) for run in found]
+
+    def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        self._call(lambda: self._client.set_tag(run_id, key, value), f"run {run_id}")
+
     def get_run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self._call(lambda: self._client.get_run(run_id), f"run {run_id}").data.metrics)
 
@@ -357,6 +388,15 @@ def _version_record(found: Any) -> VersionRecord:
         created=datetime.fromtimestamp((found.creation_timestamp or 0) / 1000, tz=timezone.utc),
         aliases=tuple(found.aliases or ()),
     )
+
+
+def _run_record(run: Any) -> RunRecord:
+    def moment(millis: int | None) -> datetime | None:
+        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc) if millis else None
+
+    return RunRecord(run_id=run.info.run_id, status=str(run.info.status), started=moment(run.info.start_time)
+                     or datetime.fromtimestamp(0, tz=timezone.utc), ended=moment(run.info.end_time),
+                     tags=dict(run.data.tags or {}))
 
 
 def _default_global_tracking_uri(tracking_uri: str) -> None:

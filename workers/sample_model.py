@@ -16,7 +16,7 @@ from pathlib import Path
 from workers.config import MlflowSettings
 from workers.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, VersionRecord
 
-__all__ = ["SampleModel", "register_sample_model", "sample_criteria"]
+__all__ = ["SampleModel", "register_sample_model", "sample_criteria", "sample_training_project"]
 
 LABEL_COLUMN = "label"
 
@@ -36,10 +36,16 @@ def sample_criteria() -> bytes:
     return resources.files("workers.sample").joinpath("test_criteria.dmn").read_bytes()
 
 
+def sample_training_project() -> str:
+    """The folder of the sample's MLflow Project (``workers/sample/training``), which retrains it."""
+    return str(resources.files("workers.sample").joinpath("training"))
+
+
 def register_sample_model(
     settings: MlflowSettings, name: str = "breast-cancer-classifier", service: str = "cancer-screening"
 ) -> SampleModel:
-    """Train and register the sample model as ``name`` with the ``deployed`` alias on its version.
+    """Train and register the sample model as ``name`` with the ``deployed`` alias on its version, and
+    the model tag ``training_project`` naming :func:`sample_training_project`.
 
     Idempotent: when ``name`` already has a deployed version, that version is returned untrained.
     Logs through MLflow's fluent API, which reads the global tracking URI: it is pointed at
@@ -87,6 +93,7 @@ def register_sample_model(
     version = str(info.registered_model_version)
     run_id = run.info.run_id
     registry.set_model_tag(name, "service", service)
+    registry.set_model_tag(name, "training_project", sample_training_project())
     registry.set_version_tag(name, version, "test_data", f"runs:/{run_id}/mlc/test_data.csv")
     registry.set_version_tag(name, version, "test_criteria", f"runs:/{run_id}/mlc/test_criteria.dmn")
     registry.set_version_tag(name, version, "label_column", LABEL_COLUMN)

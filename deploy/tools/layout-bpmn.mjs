@@ -1,5 +1,5 @@
 // Turns a BPMN file written as plain semantics (processes, flows, no diagram) into what Camunda
-// Modeler writes: <incoming>/<outgoing> on every flow node and a laid-out diagram (bpmn-auto-layout).
+// Modeler writes: <incoming>/<outgoing> on every flow node (recomputed from the flows) and a laid-out diagram (bpmn-auto-layout).
 // Usage: node deploy/tools/layout-bpmn.mjs FILE.bpmn [...]   (rewrites each file in place)
 import fs from 'node:fs';
 import { BpmnModdle } from 'bpmn-moddle';
@@ -11,6 +11,12 @@ const camunda = createRequire(import.meta.url)('camunda-bpmn-moddle/resources/ca
 const moddle = new BpmnModdle({ camunda });
 
 function connectFlows(container) {
+  for (const element of container.flowElements || []) {
+    if (element.$type !== 'bpmn:SequenceFlow' && element.incoming !== undefined) {
+      element.set('incoming', []);
+      element.set('outgoing', []);
+    }
+  }
   for (const element of container.flowElements || []) {
     if (element.$type === 'bpmn:SequenceFlow') {
       const source = element.sourceRef;

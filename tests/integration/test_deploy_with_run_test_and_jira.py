@@ -45,6 +45,7 @@ runtimes:
   - {{name: dev-batch, stage: DEV, service_tags: [{SERVICE}], endpoints: []}}
   - {{name: dev-mlserver, stage: DEV, service_tags: [{SERVICE}, broken-serving], endpoints: ["{mlserver.endpoint}"],
      model_repository: "{mlserver.repository}"}}
+  - {{name: prod-batch, stage: PROD, service_tags: [{SERVICE}], endpoints: []}}
 """)
     return path
 
@@ -155,3 +156,57 @@ def test_failed_deployment_opens_an_error_ticket_and_keeps_the_version_in_servic
     error = ticket(jira, broken.name, "error")
     assert "runtime dev-mlserver failed" in json.dumps(error["fields"]["description"])
     assert client.get_registered_model(broken.name).aliases["deployed"] == broken.version
+
+
+def test_a_version_asking_for_training_continues_as_the_version_the_job_registers(engine, workers, sample,
+                                                                                 mlflow_settings):
+    version = new_version(mlflow_settings, sample, train="true", run_test="true")
+    results = engine.correlate_message(
+        "mlc.model-version-created", business_key=f"{sample.name}:{version}",
+        process_variables={"MODEL_ID": sample.name, "MODEL_VERSION": version, "TRAINING_POLL_INTERVAL": "PT2S"})
+    instance = results[0]["processInstance"]
+    entry = finished_instance(engine, instance["id"], timeout_s=240)
+    variables = variables_of(engine, instance["id"])
+    assert entry["endActivityId"] == "model-deployed", variables
+    trained = variables["MODEL_VERSION"]
+    assert int(trained) > int(version) and variables["TRAINED_FROM_VERSION"] == version
+    assert variables["TEST_RESULT"] is True  # the trained version was tested, on the data its job held out
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    assert client.get_model_version(sample.name, trained).run_id == variables["TRAINING_RUN_ID"]
+    assert client.get_registered_model(sample.name).aliases["deployed"] == trained
+
+    # the trained version's own creation event (MLflow's webhook) starts nothing a second time
+    echo = submit_model_version(engine, sample.name, trained)
+    assert finished_instance(engine, echo["id"], timeout_s=60)["endActivityId"] == "continued-by-trainer"
+
+
+def test_a_version_is_promoted_stage_by_stage_with_a_review_for_each(engine, workers, jira, sample, mlflow_settings):
+    version = new_version(mlflow_settings, sample, jira="true", promote_to="prod")
+    instance = submit_model_version(engine, sample.name, version)
+    for stage in ("DEV", "PROD"):
+        review = wait_for(lambda: [i for i in jira.issues() if i["fields"]["summary"] ==
+                                   f"Review: {sample.name} version {version} for {stage}"], timeout_s=120)[0]
+        resolve(engine, jira, review["key"], "Done")
+    entry = finished_instance(engine, instance["id"], timeout_s=180)
+    variables = variables_of(engine, instance["id"])
+    assert entry["endActivityId"] == "model-deployed", variables
+    assert variables["MODEL_STAGE"] == "PROD" and variables["PROMOTED_FROM_STAGE"] == "DEV"
+    assert json.loads(variables["RUNTIMES"]) == ["prod-batch"]
+    tags = MlflowClient(tracking_uri=mlflow_settings.tracking_uri).get_model_version(sample.name, version).tags
+    assert {"mlc.deployment.dev-batch", "mlc.deployment.dev-mlserver", "mlc.deployment.prod-batch"} <= set(tags)
+
+
+def test_a_missed_webhook_is_covered_by_the_slow_poll(engine, workers, jira):
+    from workers.config import JiraSettings
+    from workers.jira import JiraClient
+
+    key = JiraClient(JiraSettings(url=jira.url)).create_issue("Review: poll me", "a ticket", ["mlc"])["key"]
+    jira.transition(key, "Done")  # resolved before anyone waits: the webhook finds no waiting process
+    instance = engine.start_process("wait-for-jira-ticket", business_key=key,
+                                    variables={"JIRA_TICKET": key, "JIRA_POLL_INTERVAL": "PT10M"})
+    timer = wait_for(lambda: engine.get("/job", processInstanceId=instance["id"], timers="true"), timeout_s=30)
+    assert engine.get(f"/process-instance/{instance['id']}")["ended"] is False  # no webhook will come
+    engine.post(f"/job/{timer[0]['id']}/execute")  # ten minutes pass
+    entry = finished_instance(engine, instance["id"], timeout_s=60)
+    assert entry["endActivityId"] == "ticket-decided"
+    assert variables_of(engine, instance["id"])["JIRA_STATUS"] == "Done"

@@ -63,3 +63,25 @@ def test_a_broken_inventory_stops_the_worker_at_start(tmp_path):
     broken.write_text("stages: [DEV]\nruntimes:\n  - {name: x, stage: QA, service_tags: [a]}\n")
     with pytest.raises(InventoryError, match="QA"):
         make_handler(broken)
+
+
+def test_a_promotion_target_outside_the_inventory_stops_before_anything_deploys(inventory):
+    with pytest.raises(BusinessError) as error:
+        find(inventory, SERVICE_TAG="fraud", MODEL_STAGE="DEV", PROMOTE_TO="staging")
+    assert error.value.code == "BAD_PROMOTION" and "DEV -> PROD" in error.value.message
+
+
+def test_a_promotion_target_before_the_stage_is_refused(inventory):
+    with pytest.raises(BusinessError) as error:
+        find(inventory, SERVICE_TAG="churn", MODEL_STAGE="PROD", PROMOTE_TO="dev")
+    assert error.value.code == "BAD_PROMOTION" and "forwards only" in error.value.message
+
+
+def test_promotion_moves_to_the_next_stage_of_the_inventory(inventory):
+    from workers.topics.promote_stage import PromoteInput, make_handler as promote
+
+    output = promote(inventory)(PromoteInput(MODEL_STAGE="dev", PROMOTE_TO="PROD"), task())
+    assert (output.model_stage, output.promoted_from_stage) == ("PROD", "DEV")
+    with pytest.raises(BusinessError) as error:
+        promote(inventory)(PromoteInput(MODEL_STAGE="PROD", PROMOTE_TO="PROD"), task())
+    assert error.value.code == "BAD_PROMOTION" and "last" in error.value.message

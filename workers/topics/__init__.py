@@ -12,6 +12,7 @@ from typing import Any
 from workers.harness.topic import Topic
 from workers.topics import (
     check_jira_ticket,
+    check_training_job,
     copy_schedules,
     create_jira,
     deploy_model,
@@ -19,15 +20,18 @@ from workers.topics import (
     find_runtimes,
     get_model,
     inspect_model_version,
+    promote_stage,
     run_metrics_job,
     send_notification,
     set_expiration_date,
+    start_training_job,
 )
 
 __all__ = ["TOPICS"]
 
 _ALL: tuple[Topic[Any, Any], ...] = (
     check_jira_ticket.TOPIC,
+    check_training_job.TOPIC,
     copy_schedules.TOPIC,
     create_jira.TOPIC,
     deploy_model.TOPIC,
@@ -35,9 +39,11 @@ _ALL: tuple[Topic[Any, Any], ...] = (
     find_runtimes.TOPIC,
     get_model.TOPIC,
     inspect_model_version.TOPIC,
+    promote_stage.TOPIC,
     run_metrics_job.TOPIC,
     send_notification.TOPIC,
     set_expiration_date.TOPIC,
+    start_training_job.TOPIC,
 )
 
 TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})

@@ -2,8 +2,10 @@
 
 Reads ``SERVICE_TAG`` (the model's ``service`` tag) and ``MODEL_STAGE``; writes ``RUNTIMES`` (the
 names of the matching runtimes of ``deploy/runtimes.yaml``, for a multi-instance deploy-model) and
-``RUNTIME_MODES`` (name → ``batch`` or ``online``). The inventory is read for every task, so an edit
-takes effect without restarting workers; it is also checked when the worker starts.
+``RUNTIME_MODES`` (name → ``batch`` or ``online``). An optional ``PROMOTE_TO`` must be a stage of the
+inventory not before ``MODEL_STAGE`` (else the BPMN error ``BAD_PROMOTION``, before anything deploys).
+The inventory is read for every task, so an edit takes effect without restarting workers; it is also
+checked when the worker starts.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from workers.config import load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 from workers.outcomes import BusinessError, FatalError
 from workers.runtimes import InventoryError, RuntimeSettings, load_inventory
+from workers.topics.promote_stage import BAD_PROMOTION, promotion_problem
 
 __all__ = ["TOPIC", "make_handler"]
 
@@ -24,6 +27,7 @@ __all__ = ["TOPIC", "make_handler"]
 class FindRuntimesInput(TaskInput):
     service_tag: str | None = Field(None, alias="SERVICE_TAG")
     model_stage: str = Field("DEV", alias="MODEL_STAGE")
+    promote_to: str | None = Field(None, alias="PROMOTE_TO")
 
 
 class FindRuntimesOutput(TaskOutput):
@@ -48,6 +52,9 @@ def make_handler(inventory_file: Path) -> Handler:
         if data.model_stage.upper() not in inventory.stages:
             raise BusinessError("NO_RUNTIME", f"unknown stage {data.model_stage!r}; the stages of {inventory_file} "
                                               f"are {', '.join(inventory.stages)}")
+        problem = promotion_problem(inventory, data.model_stage, data.promote_to) if data.promote_to else None
+        if problem:
+            raise BusinessError(BAD_PROMOTION, problem)
         matching = inventory.matching(data.service_tag, data.model_stage)
         if not matching:
             elsewhere = [f"{r.name} ({r.stage})" for r in inventory.matching(data.service_tag)]

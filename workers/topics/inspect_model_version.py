@@ -2,10 +2,12 @@
 
 Reads ``MODEL_ID`` and ``MODEL_VERSION``. Writes the version's flags (version tags ``train``,
 ``run_test``, ``jira``: ``true``/``yes``/``1``), ``SERVICE_TAG`` (the model tag ``service``),
-``MODEL_STAGE`` (version tag ``stage``, else ``DEV``), its test assets (``INPUT_FILE``,
-``HAS_TEST_DATA``, ``DMN_FILE``, ``HAS_DMN``, ``LABEL_COLUMN``), ``MODEL_DETAILS``, and
-``PREVIOUS_VERSION`` (the version in service now, if another) with ``CHANGES``, a summary of what
-differs from it, for the reviewer.
+``MODEL_STAGE`` (version tag ``stage``, else ``DEV``), ``PROMOTE_TO`` (version tag ``promote_to``:
+the last stage to promote through, if any), its test assets (``INPUT_FILE``, ``HAS_TEST_DATA``,
+``DMN_FILE``, ``HAS_DMN``, ``LABEL_COLUMN``), ``MODEL_DETAILS``, ``PREVIOUS_VERSION`` (the version in
+service now, if another) with ``CHANGES``, a summary of what differs from it, for the reviewer, and
+``TRAINED_BY_PROCESS``: the process instance whose training job registered the version, if one did
+(that process continues with it; a process started for it by its creation event ends at once).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from pydantic import Field
 
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.registry import DEPLOYED_ALIAS, ModelRegistry, VersionRecord
+from workers.registry import DEPLOYED_ALIAS, ModelRegistry, ResourceNotFound, VersionRecord
 from workers.topics.get_model import model_details, test_assets
 from workers.topics._registry_outcomes import registry_outcomes
+from workers.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
 
 __all__ = ["TOPIC", "changes_between", "flag", "make_handler"]
 
@@ -38,6 +41,7 @@ class InspectOutput(TaskOutput):
     flag_jira: bool = Field(alias="FLAG_JIRA")
     service_tag: str | None = Field(alias="SERVICE_TAG")
     model_stage: str = Field(alias="MODEL_STAGE")
+    promote_to: str | None = Field(alias="PROMOTE_TO")
     input_file: str | None = Field(alias="INPUT_FILE")
     has_test_data: bool = Field(alias="HAS_TEST_DATA")
     dmn_file: str | None = Field(alias="DMN_FILE")
@@ -45,6 +49,7 @@ class InspectOutput(TaskOutput):
     label_column: str = Field(alias="LABEL_COLUMN")
     previous_version: str | None = Field(alias="PREVIOUS_VERSION")
     changes: str = Field(alias="CHANGES")
+    trained_by_process: str | None = Field(alias="TRAINED_BY_PROCESS")
 
 
 Handler = Callable[[InspectInput, TaskContext], InspectOutput]
@@ -71,6 +76,16 @@ def changes_between(previous: VersionRecord | None, current: VersionRecord) -> s
     return "\n".join(lines) if len(lines) > 1 else f"same tags and description as version {previous.version}"
 
 
+def _training_process(registry: ModelRegistry, version: VersionRecord) -> str | None:
+    if not version.run_id:
+        return None
+    try:
+        tags = registry.get_run(version.run_id).tags
+    except ResourceNotFound:
+        return None
+    return (tags.get(TRAINING_PROCESS_TAG) or None) if TRAINING_OF_TAG in tags else None
+
+
 def make_handler(settings: MlflowSettings) -> Handler:
     registry = ModelRegistry(settings)
 
@@ -82,6 +97,7 @@ def make_handler(settings: MlflowSettings) -> Handler:
             deployed = model.aliases.get(DEPLOYED_ALIAS)
             previous = (registry.get_version(model.name, deployed)
                         if deployed is not None and str(deployed) != version.version else None)
+            trained_by = _training_process(registry, version)
         return InspectOutput(
             model_details=model_details(model, version),
             flag_train=flag(version.tags, "train"),
@@ -89,6 +105,7 @@ def make_handler(settings: MlflowSettings) -> Handler:
             flag_jira=flag(version.tags, "jira"),
             service_tag=model.service,
             model_stage=(version.tags.get("stage") or DEFAULT_STAGE).upper(),
+            promote_to=version.tags.get("promote_to", "").strip().upper() or None,
             input_file=assets.test_data,
             has_test_data=assets.test_data is not None,
             dmn_file=assets.dmn_file,
@@ -96,6 +113,7 @@ def make_handler(settings: MlflowSettings) -> Handler:
             label_column=assets.label_column,
             previous_version=previous.version if previous else None,
             changes=changes_between(previous, version),
+            trained_by_process=trained_by,
         )
 
     return inspect_model_version

@@ -1,0 +1,78 @@
+"""Topic ``promote-stage``: move a deployed version on to the next stage of the runtime inventory.
+
+Reads ``MODEL_STAGE`` (the stage just deployed to) and ``PROMOTE_TO`` (the last stage to reach, the
+version tag ``promote_to``); writes ``MODEL_STAGE``: the stage after the current one in
+``deploy/runtimes.yaml``'s ordered ``stages``, and ``PROMOTED_FROM_STAGE``. The process then reviews
+and deploys again, for that stage, until ``MODEL_STAGE`` is ``PROMOTE_TO``. ``find-runtimes`` has
+checked ``PROMOTE_TO`` before the first deployment; an inventory edited since is the BPMN error
+``BAD_PROMOTION``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import Field
+
+from workers.config import load
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.outcomes import BusinessError, FatalError
+from workers.runtimes import InventoryError, RuntimeInventory, RuntimeSettings, load_inventory
+
+__all__ = ["BAD_PROMOTION", "TOPIC", "make_handler", "promotion_problem"]
+
+BAD_PROMOTION = "BAD_PROMOTION"
+
+
+class PromoteInput(TaskInput):
+    model_stage: str = Field(alias="MODEL_STAGE", min_length=1)
+    promote_to: str = Field(alias="PROMOTE_TO", min_length=1)
+
+
+class PromoteOutput(TaskOutput):
+    model_stage: str = Field(alias="MODEL_STAGE")
+    promoted_from_stage: str = Field(alias="PROMOTED_FROM_STAGE")
+
+
+Handler = Callable[[PromoteInput, TaskContext], PromoteOutput]
+
+
+def promotion_problem(inventory: RuntimeInventory, stage: str, promote_to: str) -> str | None:
+    """Why promoting from ``stage`` to ``promote_to`` is impossible in ``inventory``; ``None`` when it is fine."""
+    stages = inventory.stages
+    if promote_to.upper() not in stages:
+        return (f"promote_to {promote_to!r} is not a stage of {inventory.source}; "
+                f"the stages are {' -> '.join(stages)}")
+    if stage.upper() in stages and stages.index(promote_to.upper()) < stages.index(stage.upper()):
+        return (f"promote_to {promote_to.upper()} comes before stage {stage.upper()} "
+                f"({' -> '.join(stages)}): a version is promoted forwards only")
+    return None
+
+
+def make_handler(inventory_file: Path) -> Handler:
+    load_inventory(inventory_file)
+
+    def promote_stage(data: PromoteInput, task: TaskContext) -> PromoteOutput:
+        try:
+            inventory = load_inventory(inventory_file)
+            problem = promotion_problem(inventory, data.model_stage, data.promote_to)
+            following = None if problem else inventory.next_stage(data.model_stage)
+        except InventoryError as exc:
+            raise FatalError(str(exc)) from exc
+        if problem or following is None:
+            raise BusinessError(BAD_PROMOTION, problem or f"stage {data.model_stage.upper()} is the last one")
+        task.progress("promoting", from_stage=data.model_stage.upper(), to_stage=following,
+                      target=data.promote_to.upper())
+        return PromoteOutput(model_stage=following, promoted_from_stage=data.model_stage.upper())
+
+    return promote_stage
+
+
+TOPIC = Topic(
+    name="promote-stage",
+    input_model=PromoteInput,
+    output_model=PromoteOutput,
+    build_handler=lambda: make_handler(load(RuntimeSettings).file),
+    description="the next stage to deploy a version to, on its way to its promote_to stage",
+)
