@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers import bridge, config, runtimes, training
+from workers import bridge, config, runtimes, servicenow, training
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -19,7 +19,7 @@ README = (REPO / "README.md").read_text()
 APPLICATION_YAML = (REPO / "deploy/engine/src/main/resources/application.yaml").read_text()
 SETTINGS = [config.EngineSettings, config.WorkerSettings, config.LogSettings, config.MlflowSettings,
             config.JiraSettings, config.NotificationSettings, config.FleetSettings, bridge.BridgeSettings,
-            runtimes.RuntimeSettings, training.TrainingSettings]
+            runtimes.RuntimeSettings, training.TrainingSettings, servicenow.ServiceNowSettings]
 
 
 def setting_variables() -> set[str]:

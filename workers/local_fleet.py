@@ -1,7 +1,8 @@
 """``mlc up``: the whole system on one machine, on the embedded defaults.
 
-Starts the engine (H2), an MLflow tracking server (SQLite), the Jira development server (when
-``MLC_JIRA_URL`` is on loopback, as by default) and one worker process per topic; registers the sample model and
+Starts the engine (H2), an MLflow tracking server (SQLite), the Jira and ServiceNow development
+servers (when ``MLC_JIRA_URL`` / ``MLC_SERVICENOW_URL`` are on loopback, as by default) and one worker
+process per topic; registers the sample model and
 runs two sample back tests, one that passes and one that fails and opens a ticket; then waits for
 Ctrl-C and stops everything, workers first so they drain.
 """
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, load
+from workers.servicenow import ServiceNowSettings
 from workers.engine import EngineClient
 from workers.runtimes import RuntimeSettings
 from workers.fleet import (
@@ -77,12 +79,14 @@ class LocalFleet:
     engine: EngineSettings
     mlflow: MlflowSettings
     jira: JiraSettings
+    servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
-        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings))
+        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings),
+                   load(ServiceNowSettings))
 
     @property
     def bridge_url(self) -> str:
@@ -98,6 +102,7 @@ class LocalFleet:
             "MLC_MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
             "MLC_MLFLOW_EXPERIMENT": self.mlflow.experiment,
             "MLC_JIRA_URL": self.jira.url,
+            "MLC_SERVICENOW_URL": self.servicenow.url,
             "MLC_MLSERVER_URL": self.mlserver_url,
             "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),
             "MLC_RUNTIMES_FILE": str(load(RuntimeSettings).file.resolve()),
@@ -124,6 +129,10 @@ class LocalFleet:
         if self.jira_is_local:
             say(f"starting the Jira development server at {self.jira.url} (MLC_JIRA_URL names a real Jira) ...")
             self._start(self._jira_dev_server(), 60)
+        if _is_loopback(self.servicenow.url):
+            say(f"starting the ServiceNow development server at {self.servicenow.url} "
+                "(MLC_SERVICENOW_URL names a real instance) ...")
+            self._start(self._servicenow_dev_server(), 60)
         from workers.bridge import ensure_mlflow_webhook
 
         ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow", self.webhook_secret)
@@ -135,7 +144,7 @@ class LocalFleet:
     @property
     def jira_is_local(self) -> bool:
         """A Jira URL on this machine's loopback means the development server; a real Jira never is."""
-        return urlparse(self.jira.url).hostname in ("127.0.0.1", "localhost", "::1")
+        return _is_loopback(self.jira.url)
 
     def _jira_dev_server(self) -> ManagedProcess:
         parsed = urlparse(self.jira.url)
@@ -146,6 +155,16 @@ class LocalFleet:
                   "--webhook-secret", self.webhook_secret],
             log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
             ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+        )
+
+    def _servicenow_dev_server(self) -> ManagedProcess:
+        parsed = urlparse(self.servicenow.url)
+        return ManagedProcess(
+            name="servicenow-dev",
+            argv=[sys.executable, "-m", "workers.devservers.servicenow", "--host", parsed.hostname or "127.0.0.1",
+                  "--port", str(parsed.port or 8093)],
+            log_path=self.fleet.home.resolve() / "logs" / "servicenow-dev.log",
+            ready=http_ok(f"{self.servicenow.url.rstrip('/')}/_dev/requests"),
         )
 
     def _bridge(self, environment: dict[str, str]) -> ManagedProcess:
@@ -218,6 +237,7 @@ class LocalFleet:
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
+        say(f"ServiceNow {self.servicenow.url}")
         say(f"MLServer  {self.mlserver_url}  (V2 inference)")
         say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
 
@@ -258,3 +278,8 @@ def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool) -> in
     finally:
         print("stopping the fleet ...")
         fleet.stop()
+
+
+def _is_loopback(url: str) -> bool:
+    """A URL on this machine's loopback names a development server; a real Jira or ServiceNow never is."""
+    return urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")

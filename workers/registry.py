@@ -170,10 +170,21 @@ class ModelRegistry:
     # registered models and versions
 
     def get_model(self, name: str) -> ModelRecord:
-        found = self._call(lambda: self._client.get_registered_model(name), f"model {name!r}",
-                           missing=ModelNotFound)
-        return ModelRecord(name=found.name, description=found.description or "", tags=dict(found.tags or {}),
-                           aliases={alias: str(v) for alias, v in (found.aliases or {}).items()})
+        return _model_record(self._call(lambda: self._client.get_registered_model(name), f"model {name!r}",
+                                        missing=ModelNotFound))
+
+    def search_models(self, filter_string: str = "") -> list[ModelRecord]:
+        """Every registered model matching MLflow's ``filter_string`` (all when empty), by name."""
+        found: list[ModelRecord] = []
+        token: str | None = None
+        while True:
+            page = self._call(lambda: self._client.search_registered_models(
+                filter_string=filter_string or None, max_results=200, page_token=token),
+                f"models where {filter_string or 'any'}")
+            found.extend(_model_record(model) for model in page)
+            token = page.token
+            if not token:
+                return sorted(found, key=lambda model: model.name)
 
     def get_version(self, name: str, version: str | int) -> VersionRecord:
         what = f"version {version} of model {name!r}"
@@ -388,6 +399,11 @@ def _version_record(found: Any) -> VersionRecord:
         created=datetime.fromtimestamp((found.creation_timestamp or 0) / 1000, tz=timezone.utc),
         aliases=tuple(found.aliases or ()),
     )
+
+
+def _model_record(found: Any) -> ModelRecord:
+    return ModelRecord(name=found.name, description=found.description or "", tags=dict(found.tags or {}),
+                       aliases={alias: str(v) for alias, v in (found.aliases or {}).items()})
 
 
 def _run_record(run: Any) -> RunRecord:

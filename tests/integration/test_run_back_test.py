@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mlflow import MlflowClient
 
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
 from workers.config import EngineSettings, MlflowSettings
+from workers.devservers.servicenow import ServiceNowDevServer
 from workers.engine import EngineClient
 from workers.fleet import ManagedProcess
 from workers.local_fleet import find_instance, run_back_test
@@ -22,10 +24,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def workers(engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_server,
+def servicenow() -> Iterator[ServiceNowDevServer]:
+    with ServiceNowDevServer(port=0) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def workers(engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_server, servicenow,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ManagedProcess]]:
     with topic_workers(tmp_path_factory.mktemp("workers"), engine_settings, mlflow_settings,
-                       jira_server.url) as processes:
+                       jira_server.url, MLC_SERVICENOW_URL=servicenow.url) as processes:
         yield processes
 
 
@@ -148,3 +156,77 @@ def test_broken_test_criteria_end_in_an_error_notification(engine, workers, samp
     assert entry["endActivityId"] == "back-test-errored"
     assert variables["ERROR_CODE"] == "DMN_INVALID"
     assert "criteria.dmn" in variables["ERROR_MESSAGE"]
+
+
+CRON_PROCESS = "cron-triggered-back-test"
+
+
+def scheduled_model(mlflow_settings: MlflowSettings, name: str, schedule: str, **tags: str) -> str:
+    """A deployed sample model whose version in service has ``schedule.backtest = schedule``."""
+    from workers.sample_model import register_sample_model
+
+    model = register_sample_model(mlflow_settings, name=name, service="cc-fraud")
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    for key, value in {"schedule.backtest": schedule, **tags}.items():
+        client.set_model_version_tag(model.name, model.version, key, value)
+    return model.name
+
+
+def cron_summary(engine: EngineClient, instance_id: str) -> dict:
+    entry = finished_instance(engine, instance_id, timeout_s=240)
+    assert entry["endActivityId"] == "back-tests-done", variables_of(engine, instance_id)
+    return json.loads(variables_of(engine, instance_id)["BACK_TEST_SUMMARY"])
+
+
+def test_the_cron_timer_back_tests_every_model_whose_schedule_is_due(engine, workers, mlflow_settings, sample):
+    passing = scheduled_model(mlflow_settings, "cron-passing-model", "* * * * *")
+    failing = scheduled_model(mlflow_settings, "cron-failing-model", "*/5 * * * *")
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    run_id = client.get_model_version(failing, "1").run_id
+    client.set_model_version_tag(failing, "1", "test_data", f"runs:/{run_id}/mlc/drifted_data.csv")
+    erroring = scheduled_model(mlflow_settings, "cron-erroring-model", "@hourly", test_data="/no/such/file.csv")
+    unreadable = scheduled_model(mlflow_settings, "cron-unreadable-model", "every day at six")
+
+    timer = wait_for(lambda: engine.get("/job", processDefinitionKey=CRON_PROCESS, timers="true"), timeout_s=30)
+    assert len(timer) == 1 and "T06:00:00" in timer[0]["dueDate"]  # MLC_ENGINE_BACK_TEST_CRON's default
+    engine.post(f"/job/{timer[0]['id']}/execute")  # the clock reaches the cron's next firing
+    fired = wait_for(lambda: [i for i in engine.get("/history/process-instance", processDefinitionKey=CRON_PROCESS,
+                                                    sortBy="startTime", sortOrder="desc")
+                              if i["startActivityId"] == "schedule-fired"], timeout_s=30)[0]
+    summary = cron_summary(engine, fired["id"])
+    assert passing in summary["passed"] and failing in summary["failed"] and erroring in summary["errored"]
+    assert "5 fields" in summary["skipped"][unreadable]
+    called = engine.get("/history/process-instance", superProcessInstanceId=fired["id"])
+    assert {c["businessKey"] for c in called} >= {passing, failing, erroring}  # one Run Back Test per model
+    assert unreadable not in {c["businessKey"] for c in called}
+    text = variables_of(engine, fired["id"])["BACK_TEST_SUMMARY_TEXT"]
+    assert f"skipped, schedule unreadable: {unreadable}" in text
+
+    again = wait_for(lambda: engine.get("/job", processDefinitionKey=CRON_PROCESS, timers="true"), timeout_s=30)
+    assert again[0]["id"] != timer[0]["id"] and "T06:00:00" in again[0]["dueDate"]  # the timer goes on
+
+
+def test_the_model_back_test_signal_runs_that_model_only(engine, workers, sample):
+    engine.signal("com.modelop.mlc.definitions.Signals_MODEL_BACK_TEST", {"MODEL_ID": sample.name})
+    started = wait_for(lambda: [i for i in engine.get("/history/process-instance", processDefinitionKey=CRON_PROCESS,
+                                                      sortBy="startTime", sortOrder="desc")
+                                if i["startActivityId"] == "back-test-signalled"], timeout_s=30)[0]
+    summary = cron_summary(engine, started["id"])
+    assert summary["passed"] == [sample.name] and summary["failed"] == summary["errored"] == []
+
+
+def test_the_servicenow_signal_opens_the_ticket_as_a_servicenow_incident(engine, workers, sample, servicenow,
+                                                                        jira_server):
+    jira_before = len(jira_server.issues())
+    engine.signal("com.modelop.mlc.definitions.Signals_Run_Back_Test_ServiceNow",
+                  {"MODEL_ID": sample.name, "INPUT_FILE": sample.drifted_data_uri})
+    started = wait_for(lambda: [i for i in engine.get("/history/process-instance", processDefinitionKey="run-back-test",
+                                                      sortBy="startTime", sortOrder="desc")
+                                if i["startActivityId"] == "back-test-signalled-servicenow"], timeout_s=30)[0]
+    entry = finished_instance(engine, started["id"], timeout_s=180)
+    variables = variables_of(engine, started["id"])
+    assert entry["endActivityId"] == "back-test-failed", variables
+    incident = next(i for i in servicenow.incidents() if i["number"] == variables["SERVICENOW_INCIDENT"])
+    assert incident["short_description"] == f"Back test failed: {sample.name} version {sample.version}"
+    assert "AUC below 0.7" in incident["description"] and f"Model: {sample.name}" in incident["description"]
+    assert len(jira_server.issues()) == jira_before and "JIRA_TICKET" not in variables

@@ -32,42 +32,46 @@ Run it in the foreground with ``python -m workers.devservers.jira --host 127.0.0
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import copy
 import hashlib
 import hmac
-import html
 import itertools
 import json
 import logging
 import os
 import queue
 import re
-import signal
-import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Self
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any
 
-from jsonschema import FormatChecker
-from jsonschema.exceptions import ValidationError
-from openapi_schema_validator import OAS30ReadValidator, OAS30WriteValidator, oas30_format_checker
-from referencing import Registry
-from referencing.jsonschema import DRAFT4
+from openapi_schema_validator import OAS30WriteValidator, oas30_format_checker
+
+from workers.devservers import openapi, serving
+from workers.devservers.openapi import Operation, Problem, json_path, schema_errors, short
+from workers.devservers.serving import (
+    Call,
+    CommandLine,
+    DevApp,
+    DevRoute,
+    DevServer,
+    Request,
+    Response,
+    missing_page,
+    problem_text,
+    record_page,
+    serve_in_foreground,
+)
 
 __all__ = ["Contract", "JiraDevServer", "JqlError", "adf_to_text", "load_contract", "main", "parse_jql",
            "resolve_contract_path", "text_to_adf"]
@@ -78,10 +82,6 @@ CONTRACT_ENV = "MLC_JIRA_CONTRACT"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONTRACT = REPO_ROOT.parent / "shared" / "contracts" / "jira-cloud-platform.openapi.json"
 DEFAULT_USERS: Mapping[str, str] = {"mlc@example.com": "token"}
-CONTRACT_URI = "https://contract.jira.invalid/openapi.json"
-JSON_TYPE = "application/json;charset=UTF-8"
-REQUEST_LOG_SIZE = 5000
-MAX_BODY_BYTES = 10 * 1024 * 1024
 
 NOT_AUTHENTICATED = "You are not authenticated. Authentication required to perform this operation."
 NO_ISSUE = "Issue does not exist or you do not have permission to see it."
@@ -189,101 +189,6 @@ SUPPLEMENT_SCHEMAS: Mapping[str, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One way a request departs from the contract (or from the types Jira gives issue fields)."""
-
-    where: str
-    message: str
-    field: str | None = None
-    jira_message: str | None = None
-    status: int = 400
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.message}" if self.message else self.where
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One operation of the contract, as declared there."""
-
-    template: str
-    method: str
-    spec: Mapping[str, Any]
-    supplement: bool
-
-    @property
-    def operation_id(self) -> str:
-        return str(self.spec.get("operationId") or f"{self.method.upper()} {self.template}")
-
-    @property
-    def pointer(self) -> str:
-        return f"#/paths/{_escape_pointer(self.template)}/{self.method}"
-
-
-@dataclass(frozen=True)
-class Match:
-    """What a method and path resolve to: an operation and its path parameters, or why none."""
-
-    operation: Operation | None
-    params: Mapping[str, str]
-    problem: Problem | None = None
-
-
-@dataclass(frozen=True)
-class _Route:
-    template: str
-    pattern: re.Pattern[str]
-    names: tuple[str, ...]
-    rank: tuple[bool, ...]
-
-
-def _escape_pointer(segment: str) -> str:
-    return segment.replace("~", "~0").replace("/", "~1")
-
-
-def _compile_route(template: str) -> _Route:
-    names: list[str] = []
-    parts: list[str] = []
-    rank: list[bool] = []
-    for segment in template.strip("/").split("/"):
-        pieces = re.split(r"(\{[^}]+\})", segment)
-        names += [piece[1:-1] for piece in pieces if piece.startswith("{")]
-        parts.append("".join("([^/]+)" if piece.startswith("{") else re.escape(piece) for piece in pieces))
-        rank.append("{" in segment)
-    return _Route(template, re.compile("/" + "/".join(parts)), tuple(names), tuple(rank))
-
-
-def _json_path(parts: Iterable[Any]) -> str:
-    path = "$"
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(part)):
-            path += f".{part}"
-        else:
-            path += f"[{json.dumps(str(part))}]"
-    return path
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _schema_errors(validator: Any, instance: Any) -> list[ValidationError]:
-    errors = validator.iter_errors(instance)
-    return sorted(errors, key=lambda error: ([str(part) for part in error.absolute_path], error.message))
-
-
-def _response_format_checker() -> FormatChecker:
-    checker = FormatChecker(())
-    checker.checkers = {name: check for name, check in oas30_format_checker.checkers.items() if name != "date-time"}
-    return checker
-
-
-RESPONSE_FORMAT_CHECKER = _response_format_checker()
-
-
 def contract_path_of(path: str) -> tuple[str | None, str]:
     """The API version of a request path ("2", "3" or None) and the contract path it is checked against."""
     found = re.match(r"/rest/api/([23])(/.*)?$", path)
@@ -292,170 +197,16 @@ def contract_path_of(path: str) -> tuple[str | None, str]:
     return found.group(1), "/rest/api/3" + (found.group(2) or "")
 
 
-class Contract:
-    """Atlassian's OpenAPI document: routes compiled when loaded, schema validators built on first use."""
+class Contract(openapi.Contract):
+    """Atlassian's OpenAPI document, with the enhanced search added where the snapshot lacks it (``supplemented``
+    names the paths added); v2 paths are checked against the v3 operation of the same path."""
 
     def __init__(self, document: dict[str, Any], source: str) -> None:
-        self.source = source
-        self.document = document
         self.supplemented = _add_supplement(document)
-        self._routes = self._compile_routes(document.get("paths") or {})
-        self._registry: Registry[Any] = Registry().with_resource(CONTRACT_URI, DRAFT4.create_resource(document))
-        self._validators: dict[tuple[str, bool], Any] = {}
-        self._lock = threading.Lock()
+        super().__init__(document, source, title="the Jira REST API contract")
 
-    @staticmethod
-    def _compile_routes(paths: Mapping[str, Any]) -> dict[int, list[_Route]]:
-        routes: dict[int, list[_Route]] = {}
-        for template in paths:
-            route = _compile_route(template)
-            routes.setdefault(len(route.rank), []).append(route)
-        for candidates in routes.values():
-            candidates.sort(key=lambda route: route.rank)
-        return routes
-
-    def match(self, method: str, path: str) -> Match:
-        """The operation that ``method path`` (v2 or v3) invokes, with its path parameters, or the problem."""
-        _, contract_path = contract_path_of(path.rstrip("/") or "/")
-        segments = contract_path.strip("/").split("/")
-        for route in self._routes.get(len(segments), []):
-            found = route.pattern.fullmatch(contract_path)
-            if found is None:
-                continue
-            operations = self.document["paths"][route.template]
-            spec = operations.get(method.lower())
-            params = dict(zip(route.names, found.groups(), strict=True))
-            if not isinstance(spec, Mapping):
-                allowed = ", ".join(sorted(m.upper() for m in operations if m in _HTTP_METHODS))
-                return Match(None, params, Problem(f"{method} {path}", f"the contract has no {method} operation "
-                                                   f"for {route.template} (it has {allowed})"))
-            operation = Operation(route.template, method.lower(), spec, route.template in self.supplemented)
-            return Match(operation, params)
-        return Match(None, {}, Problem(f"{method} {path}", "no path of the Jira REST API contract matches"))
-
-    def check_request(self, operation: Operation, params: Mapping[str, str], query: Mapping[str, list[str]],
-                      headers: Mapping[str, str], body: bytes) -> tuple[Any, list[Problem]]:
-        """The parsed JSON body and every way the request departs from ``operation``."""
-        problems: list[Problem] = []
-        for index, parameter in enumerate(operation.spec.get("parameters") or []):
-            problems += self._check_parameter(operation, index, parameter, params, query, headers)
-        parsed, body_problems = self._check_body(operation, headers, body)
-        return parsed, problems + body_problems
-
-    def check_response(self, method: str, path: str, status: int, body: Any) -> list[str]:
-        """How a response departs from what the contract declares for it (used by tests of this server).
-
-        Timestamps are not checked against the contract's ``date-time``: Jira writes them as
-        ``2024-01-31T12:00:00.000+0000`` (as the contract's own examples show), and so does this server.
-        """
-        found = self.match(method, path)
-        if found.operation is None:
-            return [str(found.problem)]
-        responses = found.operation.spec.get("responses") or {}
-        key = str(status) if str(status) in responses else "default"
-        if key not in responses:
-            return [f"{found.operation.operation_id}: status {status} is not declared"]
-        content = responses[key].get("content") or {}
-        if body is None or "application/json" not in content:
-            return []
-        pointer = f"{found.operation.pointer}/responses/{key}/content/application~1json/schema"
-        validator = self._validator(pointer, read=True)
-        return [f"{_json_path(error.absolute_path)}: {_short(error.message)}"
-                for error in _schema_errors(validator, body)]
-
-    def _validator(self, pointer: str, read: bool = False) -> Any:
-        key = (pointer, read)
-        with self._lock:
-            if key not in self._validators:
-                cls = OAS30ReadValidator if read else OAS30WriteValidator
-                checker = RESPONSE_FORMAT_CHECKER if read else oas30_format_checker
-                self._validators[key] = cls({"$ref": CONTRACT_URI + pointer}, registry=self._registry,
-                                            format_checker=checker)
-            return self._validators[key]
-
-    def _resolved(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-        if "$ref" not in schema:
-            return schema
-        resolved: Mapping[str, Any] = self._registry.resolver(CONTRACT_URI).lookup(schema["$ref"]).contents
-        return resolved
-
-    def _check_parameter(self, operation: Operation, index: int, parameter: Mapping[str, Any],
-                         params: Mapping[str, str], query: Mapping[str, list[str]],
-                         headers: Mapping[str, str]) -> list[Problem]:
-        name, place = str(parameter.get("name")), str(parameter.get("in"))
-        where = f"{place} parameter '{name}'"
-        raw = _raw_parameter(place, name, params, query, headers)
-        if raw is None:
-            required = parameter.get("required") or place == "path"
-            return [Problem(f"{where} is required", "")] if required else []
-        schema = self._resolved(parameter.get("schema") or {})
-        try:
-            value = _coerce_parameter(raw, schema)
-        except ValueError as exc:
-            return [Problem(where, str(exc))]
-        validator = self._validator(f"{operation.pointer}/parameters/{index}/schema")
-        return [Problem(where, _short(error.message)) for error in _schema_errors(validator, value)]
-
-    def _check_body(self, operation: Operation, headers: Mapping[str, str], body: bytes) -> tuple[Any, list[Problem]]:
-        declared = operation.spec.get("requestBody")
-        if not body.strip():
-            required = bool(declared and declared.get("required"))
-            return None, [Problem("a request body is required", "")] if required else []
-        if not declared:
-            return None, [Problem("request body", "the operation takes none")]
-        content = declared.get("content") or {}
-        media = (headers.get("content-type") or "").split(";")[0].strip().lower()
-        if media not in content and "*/*" not in content:
-            accepted = ", ".join(content) or "nothing"
-            return None, [Problem("Content-Type", f"'{media or 'none'}' is not accepted (the operation accepts "
-                                  f"{accepted})", status=415)]
-        if not media.endswith("json"):
-            return None, []
-        try:
-            parsed = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            return None, [Problem("request body is not valid JSON", str(exc))]
-        validator = self._validator(f"{operation.pointer}/requestBody/content/{_escape_pointer(media)}/schema")
-        return parsed, [Problem(f"request body {_json_path(error.absolute_path)}", _short(error.message))
-                        for error in _schema_errors(validator, parsed)]
-
-
-_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
-
-
-def _raw_parameter(place: str, name: str, params: Mapping[str, str], query: Mapping[str, list[str]],
-                   headers: Mapping[str, str]) -> list[str] | None:
-    if place == "path":
-        return [unquote(params[name])] if name in params else None
-    if place == "query":
-        return query.get(name)
-    if place == "header":
-        return [headers[name.lower()]] if name.lower() in headers else None
-    return None
-
-
-def _coerce_parameter(raw: list[str], schema: Mapping[str, Any]) -> Any:
-    if schema.get("type") == "array":
-        item_type = (schema.get("items") or {}).get("type")
-        return [_coerce_scalar(value, item_type) for value in raw]
-    if len(raw) > 1:
-        raise ValueError(f"is given {len(raw)} times but is not an array")
-    return _coerce_scalar(raw[0], schema.get("type"))
-
-
-def _coerce_scalar(value: str, kind: Any) -> Any:
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not {'an integer' if kind == 'integer' else 'a number'}") from None
-    if kind == "boolean":
-        if value.lower() not in ("true", "false"):
-            raise ValueError(f"{value!r} is not a boolean (true or false)")
-        return value.lower() == "true"
-    return value
+    def contract_path(self, path: str) -> str:
+        return contract_path_of(path)[1]
 
 
 def _add_supplement(document: dict[str, Any]) -> frozenset[str]:
@@ -557,8 +308,8 @@ def _field_validator(schema_json: str) -> Any:
 
 def _check_value(path: Sequence[Any], value: Any, schema: Mapping[str, Any], name: str, message: str) -> list[Problem]:
     validator = _field_validator(json.dumps(schema, sort_keys=True))
-    return [Problem(f"request body {_json_path([*path, *error.absolute_path])}", _short(error.message), name, message)
-            for error in _schema_errors(validator, value)]
+    return [Problem(f"request body {json_path([*path, *error.absolute_path])}", short(error.message), name, message)
+            for error in schema_errors(validator, value)]
 
 
 def check_issue_fields(body: Any, api_version: str) -> list[Problem]:
@@ -809,14 +560,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Refused(Exception):
+class Refused(serving.Refused):
     """A request Jira would refuse, with the status and error body it would answer."""
 
     def __init__(self, status: int, messages: Sequence[str] = (), errors: Mapping[str, str] | None = None) -> None:
-        super().__init__("; ".join([*messages, *(f"{k}: {v}" for k, v in (errors or {}).items())]))
         self.status = status
         self.errors = dict(errors or {})
         self.body = {"errorMessages": list(messages), "errors": self.errors}
+        super().__init__("; ".join([*messages, *(f"{k}: {v}" for k, v in self.errors.items())]),
+                         Response(status, self.body))
 
 
 # --- state --------------------------------------------------------------------------------------------------
@@ -857,47 +609,6 @@ class Issue:
     comments: list[Comment] = field(default_factory=list)
     updated: datetime = field(default_factory=_now)
     status_changed: datetime = field(default_factory=_now)
-
-
-@dataclass(frozen=True)
-class Request:
-    """An HTTP request as the application sees it (header names in lower case)."""
-
-    method: str
-    path: str
-    query: Mapping[str, list[str]]
-    headers: Mapping[str, str]
-    body: bytes = b""
-    query_string: str = ""
-
-
-@dataclass
-class Response:
-    """An HTTP response: a JSON-serialisable body (or text, for HTML), status and extra headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    content_type: str = JSON_TYPE
-
-
-@dataclass(frozen=True)
-class Call:
-    """A checked request to an implemented operation."""
-
-    api_version: str
-    params: Mapping[str, str]
-    query: Mapping[str, list[str]]
-    body: Any
-    user: str
-    base: str
-
-
-@dataclass
-class Fault:
-    status: int
-    remaining: int
-    path_prefix: str
 
 
 def _error_body(message: str) -> dict[str, Any]:
@@ -956,23 +667,24 @@ class WebhookSender:
 
 # --- the application ----------------------------------------------------------------------------------------
 
-Handler = Callable[["JiraApp", Call], Response]
-
-
-class JiraApp:
+class JiraApp(DevApp):
     """Jira's behaviour behind the HTTP plumbing: checks, authentication, faults, state, webhooks."""
+
+    title = "Jira development server"
+    server_version = "JiraDevServer/1.0"
+    thread_name = "jira-dev"
+    api_prefix = "/rest/api/"
+    log = logging.getLogger("workers.devservers.jira")
+    contract: Contract
 
     def __init__(self, contract: Contract, projects: Sequence[str], users: Mapping[str, str],
                  webhooks: Sequence[str] = (), webhook_secret: str | None = None) -> None:
+        super().__init__(users)
         self.contract = contract
-        self.users = dict(users)
-        self.base_url = ""
+        self.operations = _OPERATIONS
         self.projects = [Project(str(10000 + index), key.upper(), f"{key.upper()} (development)")
                          for index, key in enumerate(projects)]
         self.webhooks = WebhookSender(webhooks, webhook_secret)
-        self._lock = threading.RLock()
-        self._log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
-        self._fault: Fault | None = None
         self._issues: dict[str, Issue] = {}
         self._counters: dict[str, int] = {}
         self._next_id = self._next_comment = 10000
@@ -981,133 +693,62 @@ class JiraApp:
     def reset(self) -> None:
         """Forget every issue, comment, logged request and pending fault."""
         with self._lock:
+            super().reset()
             self._issues = {}
             self._next_id = 10000
             self._next_comment = 10000
             self._counters = {project.key: 0 for project in self.projects}
-            self._log.clear()
-            self._fault = None
 
-    # --- requests
+    # --- Jira's words
 
-    def handle(self, request: Request) -> Response:
-        """Answer one request; every request outside ``/_dev/`` and ``/browse/`` is logged."""
-        if request.path.startswith("/_dev/"):
-            return self._dev(request)
-        if request.path.startswith("/browse/"):
-            return self._browse(request.path.removeprefix("/browse/"))
-        entry: dict[str, Any] = {"time": _stamp(_now()), "method": request.method, "path": request.path,
-                                 "query": request.query_string}
-        response = self._answer(request, entry)
-        entry["status"] = response.status
-        if response.status >= 400 and isinstance(response.body, Mapping):
-            entry["error"] = "; ".join([*response.body.get("errorMessages", []),
-                                        *(f"{k}: {v}" for k, v in (response.body.get("errors") or {}).items())])
-        with self._lock:
-            self._log.append(entry)
-        log.info("%s %s -> %s%s", request.method, request.path, response.status,
-                 f" ({entry['error']})" if entry.get("error") else "")
-        return response
+    def failure(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        return Response(status, _error_body(message), dict(headers or {}))
 
-    def _answer(self, request: Request, entry: dict[str, Any]) -> Response:
-        api_version, _ = contract_path_of(request.path)
-        found = self.contract.match(request.method, request.path)
-        operation = found.operation
-        problems = [found.problem] if found.problem else []
-        body: Any = None
-        if operation is not None:
-            body, problems = self.contract.check_request(operation, found.params, request.query,
-                                                         request.headers, request.body)
-            if not problems:
-                problems = self._field_problems(operation, body, api_version or "3")
-        entry.update({"api_version": api_version, "operation": operation.operation_id if operation else None,
-                      "contract": ("supplement" if operation.supplement else "openapi") if operation else None,
-                      "validation_errors": [self._describe(operation, problem) for problem in problems],
-                      "body": body})
-        user = self._authenticate(request.headers)
-        entry["user"] = user
-        fault = self._take_fault(request.path)
-        if fault is not None:
-            return fault
-        if user is None:
-            return Response(401, _error_body(NOT_AUTHENTICATED),
-                            {"WWW-Authenticate": 'Basic realm="Jira development server"',
-                             "X-Seraph-LoginReason": "AUTHENTICATED_FAILED"})
-        if problems:
-            return self._refusal(operation, problems)
-        assert operation is not None
-        handler = _HANDLERS.get(operation.operation_id)
-        if handler is None:
-            return Response(501, _error_body(f"{operation.operation_id} ({operation.method.upper()} "
-                                             f"{operation.template}) conforms to the contract but the Jira "
-                                             "development server does not implement it."))
-        base = f"http://{request.headers['host']}" if request.headers.get("host") else self.base_url
-        call = Call(api_version or "3", found.params, request.query, body, user, base)
-        try:
-            with self._lock:
-                return handler(self, call)
-        except Refused as refusal:
-            return Response(refusal.status, refusal.body)
+    def refusal(self, operation: Operation | None, problems: Sequence[Problem]) -> Response:
+        status = 415 if any(problem.status == 415 for problem in problems) else 400
+        errors = {p.field: p.native_message for p in problems if p.field and p.native_message}
+        return Response(status, {"errorMessages": [problem_text(operation, p) for p in problems], "errors": errors})
 
-    @staticmethod
-    def _describe(operation: Operation | None, problem: Problem) -> str:
-        return f"{operation.operation_id}: {problem}" if operation else str(problem)
+    def unauthenticated(self) -> Response:
+        return self.failure(401, NOT_AUTHENTICATED, {"WWW-Authenticate": 'Basic realm="Jira development server"',
+                                                     "X-Seraph-LoginReason": "AUTHENTICATED_FAILED"})
 
-    @staticmethod
-    def _field_problems(operation: Operation, body: Any, api_version: str) -> list[Problem]:
+    def error_text(self, body: Any) -> str | None:
+        if not isinstance(body, Mapping):
+            return None
+        return "; ".join([*body.get("errorMessages", []),
+                          *(f"{k}: {v}" for k, v in (body.get("errors") or {}).items())])
+
+    def timestamp(self) -> str:
+        return _stamp(_now())
+
+    def page(self, request: Request) -> Response | None:
+        return self._browse(request.path.removeprefix("/browse/")) if request.path.startswith("/browse/") else None
+
+    # --- checks beyond the contract
+
+    def api_version(self, request: Request) -> str:
+        return contract_path_of(request.path)[0] or "3"
+
+    def describe(self, request: Request, operation: Operation | None) -> dict[str, Any]:
+        label = ("supplement" if operation.template in self.contract.supplemented else "openapi") if operation else None
+        return {"api_version": contract_path_of(request.path)[0], "contract": label}
+
+    def extra_problems(self, operation: Operation, call: Call, request: Request) -> list[Problem]:
         if operation.operation_id in ("createIssue", "editIssue", "doTransition"):
-            return check_issue_fields(body, api_version)
+            return check_issue_fields(call.body, call.api_version)
         if operation.operation_id in ("addComment", "updateComment"):
-            return check_comment_body(body, api_version)
+            return check_comment_body(call.body, call.api_version)
         return []
 
-    def _refusal(self, operation: Operation | None, problems: Sequence[Problem]) -> Response:
-        status = 415 if any(problem.status == 415 for problem in problems) else 400
-        errors = {p.field: p.jira_message for p in problems if p.field and p.jira_message}
-        return Response(status, {"errorMessages": [self._describe(operation, p) for p in problems], "errors": errors})
-
-    def _authenticate(self, headers: Mapping[str, str]) -> str | None:
+    def authenticate(self, headers: Mapping[str, str]) -> str | None:
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                user, _, token = base64.b64decode(credentials.strip(), validate=True).decode().partition(":")
-            except (binascii.Error, ValueError):
-                return None
-            expected = self.users.get(user)
-            return user if expected is not None and hmac.compare_digest(expected, token) else None
         if scheme.lower() == "bearer":
             for user, token in self.users.items():
                 if hmac.compare_digest(token, credentials.strip()):
                     return user
-        return None
-
-    # --- faults and the request log
-
-    def inject_faults(self, status: int, count: int, path_prefix: str = "/rest/api/") -> None:
-        """Answer the next ``count`` requests whose path starts with ``path_prefix`` with ``status``."""
-        if not 100 <= status <= 599 or count < 0:
-            raise ValueError(f"a fault needs a status in 100..599 and a count >= 0, not {status} x {count}")
-        with self._lock:
-            self._fault = Fault(status, count, path_prefix) if count else None
-
-    def _take_fault(self, path: str) -> Response | None:
-        with self._lock:
-            fault = self._fault
-            if fault is None or fault.remaining <= 0 or not path.startswith(fault.path_prefix):
-                return None
-            fault.remaining -= 1
-        try:
-            phrase = HTTPStatus(fault.status).phrase
-        except ValueError:
-            phrase = "Error"
-        headers = {"Retry-After": "1"} if fault.status in (429, 503) else {}
-        return Response(fault.status, _error_body(f"{phrase} (fault injected by the Jira development server, "
-                                                  f"{fault.remaining} more to come)"), headers)
-
-    def requests_log(self) -> list[dict[str, Any]]:
-        """The requests received so far (oldest first): method, path, status, validation errors, ..."""
-        with self._lock:
-            return copy.deepcopy(list(self._log))
+            return None
+        return super().authenticate(headers)
 
     # --- issues
 
@@ -1356,46 +997,24 @@ class JiraApp:
 
     # --- the test-control surface
 
-    def _dev(self, request: Request) -> Response:
-        route = (request.method, request.path.rstrip("/"))
-        try:
-            body = json.loads(request.body) if request.body.strip() else {}
-            if route == ("GET", "/_dev/requests"):
-                return Response(200, self.requests_log())
-            if route == ("POST", "/_dev/reset"):
-                self.reset()
-                return Response(204)
-            if route == ("POST", "/_dev/faults"):
-                self.inject_faults(int(body.get("status", 503)), int(body.get("count", 1)),
-                                   str(body.get("path_prefix", "/rest/api/")))
-                return Response(200, {"status": int(body.get("status", 503)), "count": int(body.get("count", 1)),
-                                      "path_prefix": str(body.get("path_prefix", "/rest/api/"))})
-            if route == ("GET", "/_dev/issues"):
-                return Response(200, self.issues(request.query.get("api", ["3"])[0]))
-            if route == ("POST", "/_dev/transition"):
-                self.transition(str(body["key"]), str(body["status"]))
-                return Response(204)
-        except LookupError as exc:
-            return Response(404, _error_body(str(exc)))
-        except (ValueError, TypeError, AttributeError) as exc:
-            return Response(400, _error_body(f"{request.method} {request.path}: {exc}"))
-        return Response(404, _error_body(f"no development endpoint {request.method} {request.path}; there are "
-                                         "GET /_dev/requests, GET /_dev/issues, POST /_dev/faults, "
-                                         "POST /_dev/reset and POST /_dev/transition"))
+    def dev_routes(self) -> dict[tuple[str, str], DevRoute]:
+        def transition(body: Mapping[str, Any], _: Request) -> Response:
+            self.transition(str(body["key"]), str(body["status"]))
+            return Response(204)
+
+        def issues(body: Mapping[str, Any], request: Request) -> Response:
+            return Response(200, self.issues(request.query.get("api", ["3"])[0]))
+
+        return {**super().dev_routes(), ("GET", "/_dev/issues"): issues, ("POST", "/_dev/transition"): transition}
 
     def _browse(self, key: str) -> Response:
         with self._lock:
             issue = next((i for i in self._issues.values() if i.key == key.upper()), None)
             if issue is None:
-                return Response(404, f"<!doctype html><title>{html.escape(key)}</title><p>{NO_ISSUE}</p>",
-                                content_type="text/html;charset=UTF-8")
-            description = _text_for(issue.description, "2") or ""
-            page = (f"<!doctype html><meta charset=utf-8><title>[{issue.key}] {html.escape(issue.summary)}</title>"
-                    f"<h1>{issue.key}: {html.escape(issue.summary)}</h1>"
-                    f"<p>Status: <b>{html.escape(issue.status.name)}</b> &middot; Labels: "
-                    f"{html.escape(', '.join(issue.labels) or 'none')}</p>"
-                    f"<pre>{html.escape(description)}</pre>")
-        return Response(200, page, content_type="text/html;charset=UTF-8")
+                return missing_page(key, NO_ISSUE)
+            return record_page(f"[{issue.key}] {issue.summary}", f"{issue.key}: {issue.summary}",
+                               {"Status": issue.status.name, "Labels": ", ".join(issue.labels) or "none"},
+                               _text_for(issue.description, "2") or "")
 
 
 def _only_id(name: str) -> bool:
@@ -1634,7 +1253,7 @@ def _server_info(app: JiraApp, call: Call) -> Response:
                           "scmInfo": "development", "serverTitle": "Jira (development server)"})
 
 
-_HANDLERS: Mapping[str, Handler] = {
+_OPERATIONS: Mapping[str, Callable[[Any, Call], Response]] = {
     "createIssue": _create_issue,
     "getIssue": _get_issue,
     "editIssue": _edit_issue,
@@ -1651,71 +1270,9 @@ _HANDLERS: Mapping[str, Handler] = {
 }
 
 
-# --- HTTP -----------------------------------------------------------------------------------------------------
+# --- the server -----------------------------------------------------------------------------------------------
 
-class _HttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], app: JiraApp) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, _RequestHandler)
-        self.app = app
-
-
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "JiraDevServer/1.0"
-    server: _HttpServer
-
-    def do_GET(self) -> None:
-        self._serve()
-
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
-
-    def _serve(self) -> None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_BODY_BYTES or "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            self.close_connection = True
-            self._send(Response(411 if length >= 0 else 400,
-                                _error_body("the request needs a Content-Length of at most 10 MiB")))
-            return
-        split = urlsplit(self.path)
-        request = Request(self.command, unquote(split.path), parse_qs(split.query, keep_blank_values=True),
-                          {name.lower(): value for name, value in self.headers.items()},
-                          self.rfile.read(length) if length else b"", split.query)
-        try:
-            response = self.server.app.handle(request)
-        except Exception as exc:  # a bug here must answer 500, not drop the connection
-            log.exception("the Jira development server failed on %s %s", self.command, self.path)
-            response = Response(500, _error_body(f"internal error of the Jira development server: {exc!r}"))
-        self._send(response)
-
-    def _send(self, response: Response) -> None:
-        if response.body is None or response.status == 204:
-            payload = b""
-        elif isinstance(response.body, str):
-            payload = response.body.encode()
-        else:
-            payload = json.dumps(response.body, ensure_ascii=False).encode()
-        self.send_response(response.status)
-        for name, value in response.headers.items():
-            self.send_header(name, value)
-        if payload:
-            self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-
-class JiraDevServer:
+class JiraDevServer(DevServer):
     """A Jira-compatible development server on a background thread (see the module docstring).
 
     ``JiraDevServer(port=0).start()`` listens on a free port of ``host``; ``url`` is its base URL. Users are
@@ -1726,61 +1283,16 @@ class JiraDevServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, spec_path: str | os.PathLike[str] | None = None,
                  projects: Sequence[str] = ("MLC",), users: Mapping[str, str] | None = None,
                  webhooks: Sequence[str] = (), webhook_secret: str | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.contract = load_contract(spec_path)
-        self._app = JiraApp(self.contract, projects, users if users is not None else DEFAULT_USERS,
-                            webhooks, webhook_secret)
-        self._httpd: _HttpServer | None = None
-        self._thread: threading.Thread | None = None
+        self._app: JiraApp = JiraApp(load_contract(spec_path), projects,
+                                     users if users is not None else DEFAULT_USERS, webhooks, webhook_secret)
+        super().__init__(self._app, host, port)
 
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. ``http://127.0.0.1:54321`` (the port is known once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+    def _started(self) -> None:
+        self._app.webhooks.start()
 
-    def start(self) -> Self:
-        """Listen and serve on a background thread; returns ``self``. Starting twice does nothing."""
-        if self._httpd is None:
-            self._httpd = _HttpServer((self.host, self.port), self._app)
-            self.port = int(self._httpd.server_address[1])
-            self._app.base_url = self.url
-            self._app.webhooks.start()
-            self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
-                                            name=f"jira-dev-{self.port}", daemon=True)
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving, close the socket and deliver the webhooks already queued (for up to 5 s)."""
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+    def _stopped(self) -> None:
+        """Deliver the webhooks already queued (for up to 5 s)."""
         self._app.webhooks.close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def inject_faults(self, status: int, count: int, path_prefix: str = "/rest/api/") -> None:
-        """Answer the next ``count`` requests under ``path_prefix`` with ``status``; a count of 0 clears."""
-        self._app.inject_faults(status, count, path_prefix)
-
-    def requests_log(self) -> list[dict[str, Any]]:
-        """The requests received (oldest first): ``method``, ``path``, ``query``, ``status``, ``operation``,
-        ``api_version``, ``contract``, ``validation_errors``, ``error``, ``user``, ``body``, ``time``."""
-        return self._app.requests_log()
-
-    def reset(self) -> None:
-        """Forget every issue, logged request and pending fault."""
-        self._app.reset()
 
     def issues(self, api_version: str = "3") -> list[dict[str, Any]]:
         """The stored issues as GET issue returns them (``api_version`` "3": ADF; "2": plain text)."""
@@ -1793,52 +1305,25 @@ class JiraDevServer:
 
 # --- command line ---------------------------------------------------------------------------------------------
 
-def _parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m workers.devservers.jira",
-                                     description="Jira-compatible development server checking requests against "
-                                                 "Atlassian's OpenAPI contract.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8089)
-    parser.add_argument("--contract", default=None, help=f"OpenAPI document (default: ${CONTRACT_ENV} or "
-                                                         f"{DEFAULT_CONTRACT})")
-    parser.add_argument("--project", action="append", dest="projects",
-                        help="project key, repeatable (default: $MLC_JIRA_PROJECT or MLC)")
-    parser.add_argument("--user", action="append", dest="users", metavar="EMAIL:TOKEN",
-                        help="accepted credentials, repeatable (default: $MLC_JIRA_USER:$MLC_JIRA_TOKEN, "
-                             "else mlc@example.com:token)")
-    parser.add_argument("--webhook", action="append", dest="webhooks", default=[], metavar="URL")
-    parser.add_argument("--webhook-secret", default=os.environ.get("MLC_JIRA_WEBHOOK_SECRET"))
-    parser.add_argument("--log-level", default="INFO")
-    return parser.parse_args(argv)
-
-
-def _users(arguments: argparse.Namespace) -> dict[str, str]:
-    if arguments.users:
-        return dict(user.split(":", 1) for user in arguments.users if ":" in user)
-    default_user, default_token = next(iter(DEFAULT_USERS.items()))
-    return {os.environ.get("MLC_JIRA_USER") or default_user: os.environ.get("MLC_JIRA_TOKEN") or default_token}
+COMMAND_LINE = CommandLine("workers.devservers.jira", "Jira-compatible development server checking requests against "
+                           "Atlassian's OpenAPI contract.", 8089, "EMAIL:TOKEN", "MLC_JIRA_USER", "MLC_JIRA_TOKEN",
+                           DEFAULT_USERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server in the foreground until SIGINT (Ctrl-C) or SIGTERM."""
-    arguments = _parse_arguments(argv)
-    logging.basicConfig(level=arguments.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
-    began = time.perf_counter()
-    server = JiraDevServer(arguments.host, arguments.port, arguments.contract,
-                           arguments.projects or [os.environ.get("MLC_JIRA_PROJECT") or "MLC"], _users(arguments),
-                           arguments.webhooks, arguments.webhook_secret).start()
-    log.info("Jira development server at %s (contract %s, ready in %.2f s)", server.url, server.contract.source,
-             time.perf_counter() - began)
-    try:
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        server.stop()
-        log.info("Jira development server stopped")
-    return 0
+    parser = COMMAND_LINE.parser()
+    parser.add_argument("--contract", default=None, help=f"OpenAPI document (default: ${CONTRACT_ENV} or "
+                                                         f"{DEFAULT_CONTRACT})")
+    parser.add_argument("--project", action="append", dest="projects",
+                        help="project key, repeatable (default: $MLC_JIRA_PROJECT or MLC)")
+    parser.add_argument("--webhook", action="append", dest="webhooks", default=[], metavar="URL")
+    parser.add_argument("--webhook-secret", default=os.environ.get("MLC_JIRA_WEBHOOK_SECRET"))
+    arguments = parser.parse_args(argv)
+    return serve_in_foreground(lambda: JiraDevServer(
+        arguments.host, arguments.port, arguments.contract,
+        arguments.projects or [os.environ.get("MLC_JIRA_PROJECT") or "MLC"], COMMAND_LINE.users(arguments),
+        arguments.webhooks, arguments.webhook_secret), arguments.log_level)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ from workers.topics import (
     check_training_job,
     copy_schedules,
     create_jira,
+    create_servicenow_incident,
     deploy_model,
     evaluate_dmn,
     find_runtimes,
+    find_scheduled_back_tests,
     get_model,
     inspect_model_version,
     promote_stage,
@@ -25,6 +27,7 @@ from workers.topics import (
     send_notification,
     set_expiration_date,
     start_training_job,
+    summarize_back_tests,
 )
 
 __all__ = ["TOPICS"]
@@ -34,9 +37,11 @@ _ALL: tuple[Topic[Any, Any], ...] = (
     check_training_job.TOPIC,
     copy_schedules.TOPIC,
     create_jira.TOPIC,
+    create_servicenow_incident.TOPIC,
     deploy_model.TOPIC,
     evaluate_dmn.TOPIC,
     find_runtimes.TOPIC,
+    find_scheduled_back_tests.TOPIC,
     get_model.TOPIC,
     inspect_model_version.TOPIC,
     promote_stage.TOPIC,
@@ -44,6 +49,7 @@ _ALL: tuple[Topic[Any, Any], ...] = (
     send_notification.TOPIC,
     set_expiration_date.TOPIC,
     start_training_job.TOPIC,
+    summarize_back_tests.TOPIC,
 )
 
 TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})

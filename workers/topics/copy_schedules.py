@@ -14,11 +14,10 @@ from pydantic import Field
 from workers.config import MlflowSettings, load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 from workers.registry import ModelRegistry
+from workers.schedules import SCHEDULE_PREFIX
 from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["SCHEDULE_PREFIX", "TOPIC", "make_handler"]
-
-SCHEDULE_PREFIX = "schedule."
 
 
 class CopySchedulesInput(TaskInput):

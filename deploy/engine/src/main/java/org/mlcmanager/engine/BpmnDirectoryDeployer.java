@@ -23,6 +23,7 @@ import org.springframework.stereotype.Component;
  * fleet and the Docker image. Resource names are the paths relative to the folder, and duplicate
  * filtering deploys only the files that changed since the last deployment of the same name. It runs
  * before the application reports ready, so {@code /actuator/health/readiness} UP means deployed.
+ * Processes whose timers run on a schedule changed since are then deployed again ({@link ScheduledTimers}).
  */
 @Component
 public class BpmnDirectoryDeployer implements ApplicationRunner {
@@ -32,10 +33,13 @@ public class BpmnDirectoryDeployer implements ApplicationRunner {
 
   private final RepositoryService repositoryService;
   private final MlcEngineProperties properties;
+  private final ScheduledTimers scheduledTimers;
 
-  public BpmnDirectoryDeployer(RepositoryService repositoryService, MlcEngineProperties properties) {
+  public BpmnDirectoryDeployer(RepositoryService repositoryService, MlcEngineProperties properties,
+      ScheduledTimers scheduledTimers) {
     this.repositoryService = repositoryService;
     this.properties = properties;
+    this.scheduledTimers = scheduledTimers;
   }
 
   @Override
@@ -63,6 +67,7 @@ public class BpmnDirectoryDeployer implements ApplicationRunner {
     Deployment deployment = builder.deploy();
     LOG.info("deployed {} process files from {} as deployment {} (unchanged files are kept as they were)",
         files.size(), root, deployment.getId());
+    scheduledTimers.refresh();
   }
 
   private static List<Path> processFiles(Path root) {
