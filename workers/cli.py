@@ -66,14 +66,15 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def run_backtest(args: argparse.Namespace) -> int:
-    from workers.local_fleet import run_back_test, wait_for_back_test
+    from workers.local_fleet import run_back_test
+    from workers.signals import wait_for_outcome
 
     with engine_client() as client:
         request_id = run_back_test(client, args.model_id, version=args.version, input_file=args.input,
                                    output_file=args.output)
         print(f"back test of {args.model_id} signalled (MLC_REQUEST_ID={request_id})")
         if args.wait:
-            outcome = wait_for_back_test(client, request_id, args.timeout)
+            outcome = wait_for_outcome(client, request_id, args.timeout)
             print(outcome["summary"])
             return 0 if outcome["end"] else 1
     return 0

@@ -14,15 +14,12 @@ import secrets
 import signal
 import sys
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, load
-from workers.servicenow import ServiceNowSettings
 from workers.engine import EngineClient
-from workers.runtimes import RuntimeSettings
 from workers.fleet import (
     ManagedProcess,
     engine_process,
@@ -32,45 +29,18 @@ from workers.fleet import (
     wait_until,
     worker_process,
 )
+from workers.runtimes import RuntimeSettings
+from workers.servicenow import ServiceNowSettings
+from workers.signals import BACK_TEST_JIRA, send_signal, wait_for_outcome
 from workers.topics import TOPICS
 
-__all__ = ["LocalFleet", "run_back_test", "serve_forever", "wait_for_back_test"]
-
-BACK_TEST_SIGNAL = "com.modelop.mlc.definitions.Signals_Run_Back_Test_Jira"
-
+__all__ = ["LocalFleet", "run_back_test", "serve_forever"]
 
 def run_back_test(engine: EngineClient, model_id: str, *, version: str | None = None,
                   input_file: str | None = None, output_file: str | None = None) -> str:
-    """Send the seeds' back test signal; returns the request id the started instance carries."""
-    request_id = uuid.uuid4().hex
-    variables: dict[str, Any] = {"MODEL_ID": model_id, "MLC_REQUEST_ID": request_id}
-    for name, value in (("MODEL_VERSION", version), ("INPUT_FILE", input_file), ("OUTPUT_FILE", output_file)):
-        if value is not None:
-            variables[name] = value
-    engine.signal(BACK_TEST_SIGNAL, variables)
-    return request_id
-
-
-def find_instance(engine: EngineClient, request_id: str) -> dict[str, Any] | None:
-    # POST: the GET form splits KEY_OPERATOR_VALUE on underscores, which variable names contain
-    found = engine.post("/history/process-instance",
-                        {"variables": [{"name": "MLC_REQUEST_ID", "operator": "eq", "value": request_id}]})
-    return found[0] if found else None
-
-
-def wait_for_back_test(engine: EngineClient, request_id: str, timeout_s: float) -> dict[str, Any]:
-    """Wait until the back test started for ``request_id`` ends or stops at an incident; describe it."""
-    instance: dict[str, Any] = {}
-
-    def settled() -> bool:
-        found = find_instance(engine, request_id)
-        if not found:
-            return False
-        instance.update(found)
-        return bool(found.get("endTime")) or bool(engine.get("/incident", processInstanceId=found["id"]))
-
-    wait_until(settled, timeout_s, interval_s=0.5)
-    return describe_back_test(engine, instance)
+    """Send the seeds' back test signal (tickets in Jira); returns the request id the started instance carries."""
+    return send_signal(engine, BACK_TEST_JIRA, {"MODEL_ID": model_id, "MODEL_VERSION": version,
+                                               "INPUT_FILE": input_file, "OUTPUT_FILE": output_file})
 
 
 @dataclass
@@ -200,7 +170,7 @@ class LocalFleet:
                 "on drifted data": run_back_test(engine, sample.name, input_file=sample.drifted_data_uri),
             }
             for label, request_id in requests.items():
-                outcomes[label] = wait_for_back_test(engine, request_id, timeout_s)
+                outcomes[label] = wait_for_outcome(engine, request_id, timeout_s)
                 say(f"back test {label}: {outcomes[label]['summary']}")
             outcomes["new version"] = self._submit_new_version(engine, sample, say, timeout_s)
         return outcomes
@@ -240,25 +210,6 @@ class LocalFleet:
         say(f"ServiceNow {self.servicenow.url}")
         say(f"MLServer  {self.mlserver_url}  (V2 inference)")
         say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
-
-
-def describe_back_test(engine: EngineClient, instance: dict[str, Any]) -> dict[str, Any]:
-    if not instance.get("id"):
-        return {"summary": "did not start (is run-back-test deployed?)", "end": None}
-    variables = {v["name"]: v["value"] for v in engine.get(
-        "/history/variable-instance", processInstanceId=instance["id"], deserializeValues="false")}
-    ends = engine.get("/history/activity-instance", processInstanceId=instance["id"], activityType="noneEndEvent")
-    end = ends[0]["activityName"] if ends else None
-    incidents = engine.get("/incident", processInstanceId=instance["id"])
-    if incidents:
-        summary = f"incident: {incidents[0]['incidentMessage']}"
-    elif end is None:
-        summary = "still running"
-    else:
-        ticket = variables.get("JIRA_TICKET")
-        summary = end + (f" ({ticket})" if ticket else "") + f": {variables.get('TEST_RESULT_MESSAGE', '')}"
-    return {"summary": summary, "end": end, "ticket": variables.get("JIRA_TICKET"),
-            "instance": instance["id"], "variables": variables}
 
 
 def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool) -> int:

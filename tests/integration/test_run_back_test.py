@@ -17,7 +17,8 @@ from workers.config import EngineSettings, MlflowSettings
 from workers.devservers.servicenow import ServiceNowDevServer
 from workers.engine import EngineClient
 from workers.fleet import ManagedProcess
-from workers.local_fleet import find_instance, run_back_test
+from workers.local_fleet import run_back_test
+from workers.signals import find_instance
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[2]
