@@ -1,7 +1,9 @@
-"""The throughput benchmark runs end to end against the session engine (REST auth on), on a few tasks.
+"""The benchmarks run end to end on small inputs: throughput against the session engine (REST auth on)
+on a few tasks, batch memory on a few thousand rows.
 
-Only that it works is checked: each client completes its tasks and the result line has its keys.
-Timings are the benchmark's output, never a test's assertion (DESIGN.md, "Scale and speed").
+Only that they work is checked: each client completes its tasks, every row is scored, and the result
+line has its keys. Timings and memory are the benchmarks' output, never a test's assertion
+(DESIGN.md, "Scale and speed").
 """
 
 from __future__ import annotations
@@ -10,12 +12,12 @@ import json
 
 import pytest
 
+from benchmarks import batch_memory
 from benchmarks.throughput import Options, result_line, run_benchmark
 from workers.config import EngineSettings
 
-pytestmark = pytest.mark.engine
 
-
+@pytest.mark.engine
 def test_the_three_clients_complete_their_tasks(engine_settings: EngineSettings) -> None:
     options = Options(tasks=30, plain_tasks=20, max_tasks=10, harness_max_tasks=8, warmup=10,
                       timeout_s=120, stall_s=60)
@@ -28,3 +30,17 @@ def test_the_three_clients_complete_their_tasks(engine_settings: EngineSettings)
     assert set(line) == {"raw_loop_tps", "harness_tps", "plain_client_tps", "tasks"}
     assert line["tasks"] == 30
     assert all(line[key] > 0 for key in ("raw_loop_tps", "harness_tps", "plain_client_tps"))
+
+
+def test_batch_memory_scores_every_generated_row(tmp_path) -> None:
+    options = batch_memory.Options(rows=2_500, chunk_rows=1_000, directory=tmp_path, tracemalloc=True)
+
+    result = batch_memory.run_benchmark(options)
+
+    assert (result.rows, result.chunks) == (2_500, 3)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["batch-input.csv", "batch-scores.csv"]
+    line = json.loads(result.line())
+    assert {"rows", "seconds", "rows_per_s", "input_mb", "peak_rss_mb", "tracemalloc_peak_mb", "whole_frame_mb",
+            "whole_load_peak_rss_mb"} <= set(line)
+    assert all(line[key] > 0 for key in ("rows_per_s", "input_mb", "peak_rss_mb", "tracemalloc_peak_mb",
+                                         "whole_frame_mb", "whole_load_peak_rss_mb"))

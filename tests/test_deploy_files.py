@@ -46,7 +46,7 @@ def test_every_topic_has_a_compose_service_running_its_worker():
 
 
 def test_compose_uses_only_settings_that_exist():
-    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", *runtimes_file_variables()}
+    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", "MLC_BATCH_DATA_DIR", *runtimes_file_variables()}
     unknown = compose_variables() - setting_variables() - engine_variables() - compose_only
     assert unknown == set()
 

@@ -80,6 +80,22 @@ def run_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_batch(args: argparse.Namespace) -> int:
+    from workers.signals import DEPLOYED_BATCH_JOB, send_signal, wait_for_outcome
+
+    variables = {"TAG": args.tag, "MODEL_STAGE": args.stage, "INPUT_FILE": args.input, "OUTPUT_FILE": args.output,
+                 "OVERWRITE": args.overwrite, "LABEL_COLUMN": args.label_column}
+    with engine_client() as client:
+        request_id = send_signal(client, DEPLOYED_BATCH_JOB, variables)
+        print(f"batch job for {args.tag} signalled (MLC_REQUEST_ID={request_id})")
+        if args.wait:
+            outcome = wait_for_outcome(client, request_id, args.timeout, details=("NOTIFICATION_MESSAGE",
+                                                                                  "ERROR_MESSAGE"))
+            print(outcome["summary"])
+            return 0 if outcome["end"] == "Batch job done" else 1
+    return 0
+
+
 def run_dmn_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -162,6 +178,18 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
     backtest.add_argument("--timeout", type=float, default=300, help="seconds --wait waits (default 300)")
     backtest.set_defaults(run=run_backtest)
+
+    batch = commands.add_parser("batch", help="signal Run Batch Model Job: score a file with the batch-deployed "
+                                              "version of a service tag")
+    batch.add_argument("tag", metavar="TAG", help="model service tag (the model tag 'service')")
+    batch.add_argument("--stage", help="stage whose batch deployment scores (default: the latest in any stage)")
+    batch.add_argument("--input", required=True, help="data to score: CSV or Parquet, local path or s3:// URI")
+    batch.add_argument("--output", required=True, help="where scores go: CSV or Parquet, local path or s3:// URI")
+    batch.add_argument("--overwrite", action="store_true", help="replace the output if it exists")
+    batch.add_argument("--label-column", help="a column of the input to leave out of scoring")
+    batch.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
+    batch.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
+    batch.set_defaults(run=run_batch)
 
     submit = commands.add_parser("submit", help="start Deploy with run test and Jira for a model version")
     submit.add_argument("model_id", metavar="MODEL_ID", help="registered model name")

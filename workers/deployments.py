@@ -21,6 +21,7 @@ __all__ = [
     "DeploymentRecord",
     "active_deployment",
     "batch_deployment",
+    "batch_deployment_record",
     "deployments_of",
     "format_status",
     "record_deployment",
@@ -153,32 +154,32 @@ def _served_at(record: DeploymentRecord) -> str:
 def batch_deployment(registry: ModelRegistry, service_tag: str, stage: str | None = None) -> VersionRecord | None:
     """The version most recently deployed as batch and still in service in ``stage`` (any stage when
     ``None``), among the models whose service tag is ``service_tag``."""
+    found = _latest_batch(registry, service_tag, stage)
+    return found[1] if found else None
+
+
+def batch_deployment_record(registry: ModelRegistry, service_tag: str,
+                            stage: str | None = None) -> DeploymentRecord | None:
+    """The record of :func:`batch_deployment`'s version on the runtime it was deployed to as batch."""
+    found = _latest_batch(registry, service_tag, stage)
+    return found[0] if found else None
+
+
+def _latest_batch(registry: ModelRegistry, service_tag: str,
+                  stage: str | None) -> tuple[DeploymentRecord, VersionRecord] | None:
     wanted = stage.upper() if stage else None
-    best: tuple[str, int, VersionRecord] | None = None
+    best: tuple[tuple[str, int], DeploymentRecord, VersionRecord] | None = None
     for model in _models_with_service(registry, service_tag):
         for version in registry.search_versions(model):
             for record in records_of(version):
                 if record.mode == "batch" and record.active and (wanted is None or record.stage == wanted):
                     key = (record.since, int(version.version))
-                    if best is None or key > best[:2]:
-                        best = (*key, version)
-    return best[2] if best else None
+                    if best is None or key > best[0]:
+                        best = (key, record, version)
+    return (best[1], best[2]) if best else None
 
 
 def _models_with_service(registry: ModelRegistry, service_tag: str) -> list[str]:
-    """Names of the registered models tagged ``service = service_tag``.
-
-    ``ModelRegistry`` has no model search yet, so this goes through its client and error mapping.
-    """
+    """Names of the registered models tagged ``service = service_tag``."""
     escaped = service_tag.replace("'", "\\'")
-    names: list[str] = []
-    token: str | None = None
-    while True:
-        page = registry._call(  # noqa: SLF001  # until ModelRegistry offers a search by tag
-            lambda: registry._client.search_registered_models(  # noqa: SLF001
-                filter_string=f"tags.service = '{escaped}'", max_results=200, page_token=token),
-            f"models with service {service_tag!r}")
-        names.extend(model.name for model in page)
-        token = page.token
-        if not token:
-            return sorted(names)
+    return [model.name for model in registry.search_models(f"tags.service = '{escaped}'")]

@@ -11,7 +11,7 @@ import pytest
 from workers.config import MlflowSettings
 from workers.harness.topic import TaskContext
 from workers.outcomes import BusinessError, RetryableError
-from workers.sample_model import SampleModel, register_sample_model
+from workers.sample_model import SampleModel, register_sample_model, sample_training_project
 from workers.topics.get_model import TOPIC, GetModelInput, make_handler
 
 SAMPLE = "get-model-tests-sample"
@@ -67,7 +67,7 @@ def test_deployed_version_with_its_tagged_files(get_model, sample):
     details = output.model_details
     assert details["name"] == SAMPLE and details["version"] == sample.version
     assert details["service"] == "get-model-tests"
-    assert details["model_tags"] == {"service": "get-model-tests"}
+    assert details["model_tags"] == {"service": "get-model-tests", "training_project": sample_training_project()}
     assert details["version_tags"]["test_data"] == sample.test_data_uri
     assert details["source"].startswith("models:/") and details["created"].startswith("20")
     variables = TOPIC.output_variables(output)

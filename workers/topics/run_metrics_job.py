@@ -43,6 +43,7 @@ from workers.registry import (
     RegistryError,
     RegistryUnavailable,
 )
+from workers.scoring import Predictor, with_predictions
 
 __all__ = ["NOT_COMPUTED", "TOPIC", "MetricsJobInput", "MetricsJobOutput", "compute_metrics", "make_handler"]
 
@@ -188,47 +189,36 @@ class _Scorer:
     def __init__(self, model: LoadedModel) -> None:
         from sklearn.base import is_classifier, is_regressor
 
-        self.model = model
+        self.predictor = Predictor(model)
         self._labels: list[np.ndarray] = []
         self._predictions: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
         self._result: ScoredLabels | None = None
-        estimator = model.model if model.flavor == "sklearn" else None
+        estimator = self.predictor.estimator
         self._kind: TaskKind | None = ("regression" if estimator is not None and is_regressor(estimator)
                                        else "classification" if estimator is not None and is_classifier(estimator)
                                        else None)
-        self._proba = (estimator if self._kind == "classification" and hasattr(estimator, "predict_proba")
-                       else None)
 
     def score(self, chunk: pd.DataFrame, data: MetricsJobInput, first_row: int) -> pd.DataFrame:
         labels = chunk[data.label_column]
         if labels.isna().any():
             raise DataFileError(f"{data.input_file}: {int(labels.isna().sum())} rows from row {first_row + 1} on "
                                 f"have no value in label column {data.label_column!r}")
-        features = self._features(chunk.drop(columns=[data.label_column]), data)
+        features = chunk.drop(columns=[data.label_column])
+        missing = self.predictor.missing_features(features.columns)
+        if missing:
+            raise DataFileError(f"{data.input_file}: the model needs columns the file lacks: {', '.join(missing)}")
         try:
-            predictions = _one_column(self.model.model.predict(features))
-            scores = self._proba.predict_proba(features) if self._proba is not None else None
+            predictions, scores = self.predictor.predict(self.predictor.features(features))
         except Exception as exc:  # models raise anything on data they cannot take
             raise BusinessError(FAILED, (
                 f"model {data.model_id!r} version {data.model_version} failed to score rows {first_row + 1} to "
                 f"{first_row + len(chunk)} of {data.input_file}: {type(exc).__name__}: {exc}")) from exc
         self._labels.append(labels.to_numpy())
         self._predictions.append(predictions)
-        scored = chunk.assign(prediction=predictions)
         if scores is not None:
             self._scores.append(scores)
-            scored["score"] = scores[:, -1] if scores.shape[1] == 2 else scores.max(axis=1)
-        return scored
-
-    def _features(self, features: pd.DataFrame, data: MetricsJobInput) -> pd.DataFrame:
-        wanted = getattr(self.model.model, "feature_names_in_", None) if self.model.flavor == "sklearn" else None
-        if wanted is None:
-            return features
-        missing = [str(name) for name in wanted if name not in features.columns]
-        if missing:
-            raise DataFileError(f"{data.input_file}: the model needs columns the file lacks: {', '.join(missing)}")
-        return features[list(wanted)]
+        return with_predictions(chunk, predictions, scores)
 
     def results(self) -> ScoredLabels:
         if self._result is None:
@@ -236,15 +226,10 @@ class _Scorer:
             scores = np.concatenate(self._scores) if self._scores else None
             if scores is not None and scores.shape[1] == 2:
                 scores = scores[:, 1]
-            classes = getattr(self._proba, "classes_", None)
+            classes = getattr(self.predictor.estimator, "classes_", None) if self.predictor.probabilities else None
             self._result = ScoredLabels(labels=labels, predictions=np.concatenate(self._predictions), scores=scores,
                                         kind=self._kind or _kind_of_labels(labels), classes=classes)
         return self._result
-
-
-def _one_column(predictions: Any) -> np.ndarray:
-    values = predictions.to_numpy() if isinstance(predictions, (pd.DataFrame, pd.Series)) else np.asarray(predictions)
-    return values[:, 0] if values.ndim == 2 else values
 
 
 def _kind_of_labels(labels: np.ndarray) -> TaskKind:

@@ -1,0 +1,272 @@
+"""Memory and speed of batch scoring a large CSV in chunks, against loading the same file whole.
+
+What is measured
+    A CSV of ``--rows`` rows (1,000,000) of the sample model's features (the 30 breast-cancer feature
+    columns of scikit-learn, resampled with 5 % noise, and an ``id``) is scored with the sample model's
+    pipeline (``StandardScaler`` + ``LogisticRegression``) by :func:`workers.scoring.score_file`,
+    ``--chunk-rows`` rows at a time (50,000), into a CSV (or ``--output-format parquet``) holding the
+    input's columns plus ``prediction`` and ``score``. Reported: rows, seconds, rows per second, the
+    input's size, this process's peak RSS (``resource.getrusage().ru_maxrss``) and its RSS just before
+    scoring, and, for comparison, the same file loaded whole with ``pd.read_csv``: the frame's size
+    (``memory_usage(deep=True)``) and the peak RSS of the process that loaded it. With
+    ``--tracemalloc`` the file is scored a second time, after the peak RSS is read, under
+    ``tracemalloc`` for the peak of the allocations Python and NumPy report (pandas' CSV parser and
+    Arrow allocate outside it); tracing makes scoring about ten times slower, so it is not timed.
+
+How
+    The file is written, and later loaded whole, each in a child process of its own (``spawn``), so
+    neither touches the scoring process's peak. A child's peak is its ``VmHWM`` (``/proc/self/status``):
+    a spawned child's ``ru_maxrss`` can include its parent's at the ``exec``. The model is trained in
+    this process before scoring; what it and the imports take is the "before scoring" RSS.
+
+Output
+    Progress and a summary on stderr, then exactly one JSON line on stdout::
+
+        {"rows": .., "seconds": .., "rows_per_s": .., "input_mb": .., "peak_rss_mb": .., ...}
+
+Run ``.venv/bin/python benchmarks/batch_memory.py --help`` for the options; benchmarks/README.md has
+measured numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
+    sys.path.insert(0, str(REPO))
+
+__all__ = ["Options", "Result", "main", "run_benchmark"]
+
+MB = 1024 * 1024
+GENERATE_CHUNK_ROWS = 100_000
+
+
+@dataclass(frozen=True)
+class Options:
+    rows: int = 1_000_000
+    chunk_rows: int = 50_000
+    output_format: Literal["csv", "parquet"] = "csv"
+    directory: Path | None = None
+    tracemalloc: bool = False
+    seed: int = 11
+
+
+@dataclass(frozen=True)
+class Result:
+    rows: int
+    seconds: float
+    rows_per_s: float
+    input_mb: float
+    output_mb: float
+    chunk_rows: int
+    chunks: int
+    peak_rss_mb: float
+    rss_before_scoring_mb: float
+    tracemalloc_peak_mb: float | None
+    traced_seconds: float | None
+    whole_frame_mb: float
+    whole_load_peak_rss_mb: float
+    whole_load_rss_before_mb: float
+    whole_load_seconds: float
+
+    def line(self) -> str:
+        return json.dumps(asdict(self))
+
+
+# -- in child processes ------------------------------------------------------------------------------
+
+
+def _status_mb(field: str) -> float:
+    """``VmRSS`` or ``VmHWM`` (peak) of this process, from ``/proc/self/status``, in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def generate_csv(path: str, rows: int, seed: int) -> None:
+    """``rows`` rows of breast-cancer features (resampled, times 1 ± 5 % noise) and an ``id``, written
+    ``GENERATE_CHUNK_ROWS`` at a time."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_breast_cancer
+
+    features = load_breast_cancer(as_frame=True).data
+    values = features.to_numpy()
+    rng = np.random.default_rng(seed)
+    for start in range(0, rows, GENERATE_CHUNK_ROWS):
+        count = min(GENERATE_CHUNK_ROWS, rows - start)
+        noisy = values[rng.integers(0, len(values), count)] * rng.normal(1.0, 0.05, size=(count, values.shape[1]))
+        frame = pd.DataFrame(np.round(noisy, 4), columns=features.columns)
+        frame.insert(0, "id", np.arange(start, start + count))
+        frame.to_csv(path, mode="a" if start else "w", header=not start, index=False)
+
+
+def load_whole(path: str) -> dict[str, float]:
+    """Load ``path`` whole with ``pd.read_csv``: the frame's size, the peak RSS, the RSS before, seconds."""
+    import pandas as pd
+
+    before = _status_mb("VmRSS")
+    started = time.monotonic()
+    frame = pd.read_csv(path)
+    seconds = time.monotonic() - started
+    return {"frame_mb": frame.memory_usage(deep=True).sum() / MB, "peak_rss_mb": _status_mb("VmHWM"),
+            "rss_before_mb": before, "seconds": seconds}
+
+
+def in_child(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)`` in a fresh (spawned) process."""
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(function, *args).result()
+
+
+# -- in this process ---------------------------------------------------------------------------------
+
+
+def sample_model() -> Any:
+    """The sample model's pipeline, trained on the whole breast-cancer data set, as a loaded model."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from workers.registry import LoadedModel
+
+    features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(features, labels)
+    return LoadedModel("breast-cancer-classifier", "benchmark", "sklearn", pipeline)
+
+
+def traced_peak(score: Callable[[], Any]) -> tuple[float, float]:
+    """The ``tracemalloc`` peak in MB while ``score()`` runs, and its seconds (tracing slows it down)."""
+    tracemalloc.start()
+    try:
+        started = time.monotonic()
+        score()
+        return tracemalloc.get_traced_memory()[1] / MB, time.monotonic() - started
+    finally:
+        tracemalloc.stop()
+
+
+def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: None) -> Result:
+    from workers.config import MlflowSettings
+    from workers.scoring import score_file
+
+    with _folder(options.directory) as folder:
+        source = folder / "batch-input.csv"
+        output = folder / f"batch-scores.{options.output_format}"
+        output.unlink(missing_ok=True)
+        started = time.monotonic()
+        in_child(generate_csv, str(source), options.rows, options.seed)
+        input_mb = source.stat().st_size / MB
+        report(f"wrote {options.rows:,} rows, {input_mb:,.1f} MB, in {time.monotonic() - started:.1f} s: {source}")
+
+        model = sample_model()
+        before = _status_mb("VmRSS")
+
+        def progress(message: str, **values: Any) -> None:
+            report(f"{message}: {values['rows']:,} rows in {values['seconds']} s")
+
+        def score(target: Path, **reporting: Any) -> Any:
+            return score_file(model, str(source), str(target), mlflow=MlflowSettings(), overwrite=True,
+                              chunk_rows=options.chunk_rows, **reporting)
+
+        summary = score(output, progress=progress, progress_every=max(1, 200_000 // options.chunk_rows))
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        report(f"scored {summary.rows_out:,} rows in {summary.seconds:.1f} s")
+        traced: tuple[float, float] | None = None
+        if options.tracemalloc:
+            traced_output = folder / f"traced-scores.{options.output_format}"
+            traced = traced_peak(lambda: score(traced_output))
+            traced_output.unlink()
+            report(f"scored again under tracemalloc in {traced[1]:.1f} s")
+        report("loading the file whole for comparison")
+        whole = in_child(load_whole, str(source))
+        return Result(
+            rows=summary.rows_out, seconds=round(summary.seconds, 2),
+            rows_per_s=round(summary.rows_out / summary.seconds), input_mb=round(input_mb, 1),
+            output_mb=round(output.stat().st_size / MB, 1), chunk_rows=options.chunk_rows, chunks=summary.chunks,
+            peak_rss_mb=round(peak, 1), rss_before_scoring_mb=round(before, 1),
+            tracemalloc_peak_mb=round(traced[0], 1) if traced else None,
+            traced_seconds=round(traced[1], 2) if traced else None,
+            whole_frame_mb=round(whole["frame_mb"], 1), whole_load_peak_rss_mb=round(whole["peak_rss_mb"], 1),
+            whole_load_rss_before_mb=round(whole["rss_before_mb"], 1),
+            whole_load_seconds=round(whole["seconds"], 2))
+
+
+@contextmanager
+def _folder(directory: Path | None) -> Iterator[Path]:
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        yield directory
+        return
+    with tempfile.TemporaryDirectory(prefix="mlc-batch-memory-") as temporary:
+        yield Path(temporary)
+
+
+def summary(result: Result) -> str:
+    traced = ("not measured (--tracemalloc)" if result.tracemalloc_peak_mb is None
+              else f"{result.tracemalloc_peak_mb:,.1f} MB (a second pass, {result.traced_seconds:,.1f} s traced)")
+    return "\n".join([
+        f"rows                  {result.rows:,} ({result.chunks} chunks of {result.chunk_rows:,})",
+        f"scoring               {result.seconds:,.1f} s, {result.rows_per_s:,.0f} rows/s",
+        f"input / output        {result.input_mb:,.1f} MB / {result.output_mb:,.1f} MB",
+        f"peak RSS, scoring     {result.peak_rss_mb:,.1f} MB ({result.rss_before_scoring_mb:,.1f} MB before scoring)",
+        f"tracemalloc peak      {traced}",
+        f"whole file in pandas  frame {result.whole_frame_mb:,.1f} MB, peak RSS {result.whole_load_peak_rss_mb:,.1f} MB "
+        f"({result.whole_load_rss_before_mb:,.1f} MB before reading), read in {result.whole_load_seconds:,.1f} s",
+    ])
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=Options.rows, help="rows of the generated CSV")
+    parser.add_argument("--chunk-rows", type=int, default=Options.chunk_rows, help="rows scored at a time")
+    parser.add_argument("--output-format", choices=("csv", "parquet"), default=Options.output_format)
+    parser.add_argument("--dir", type=Path, help="write the files here and keep them (default: a temporary folder)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="score a second time under tracemalloc for the peak of Python's allocations (slow)")
+    parser.add_argument("--seed", type=int, default=Options.seed, help="seed of the generated data")
+    args = parser.parse_args(argv)
+    for name in ("rows", "chunk_rows"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return Options(rows=args.rows, chunk_rows=args.chunk_rows, output_format=args.output_format, directory=args.dir,
+                   tracemalloc=args.tracemalloc, seed=args.seed)
+
+
+def say(message: str) -> None:
+    print(f"[batch-memory] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        result = run_benchmark(options, say)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    print(summary(result), file=sys.stderr)
+    print(result.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""run-batch-job against a real MLflow: the version deployed as batch for a tag scores a file, the job is
+recorded as an MLflow run, and the jobs that cannot run end in the BPMN error that names why."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import mlflow.artifacts
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from tests.topics.test_deploy_model import ProgressLog, copy_of_sample
+from workers.config import MlflowSettings
+from workers.harness.topic import TaskContext
+from workers.outcomes import BusinessError, RetryableError
+from workers.registry import ModelRegistry, RegistryUnavailable
+from workers.runtimes import Runtime, RuntimeInventory
+from workers.sample_model import SampleModel, register_sample_model
+from workers.topics import deploy_model
+from workers.topics.run_batch_job import BatchJobInput, make_handler
+
+STAGES = ("DEV", "SIT", "PROD")
+
+
+def task(log: ProgressLog | None = None) -> TaskContext:
+    return TaskContext(task_id=f"task-{uuid.uuid4().hex[:6]}", topic="run-batch-job", process_instance_id="pi-batch",
+                       process_definition_key="run-batch-model-job", activity_id="run-batch-job", business_key=None,
+                       retries=None, worker_id="w", log=log)
+
+
+def job(tag: str, input_file: str | Path, output_file: str | Path, **variables: Any) -> BatchJobInput:
+    return BatchJobInput.model_validate({"TAG": tag, "INPUT_FILE": str(input_file), "OUTPUT_FILE": str(output_file),
+                                         **variables})
+
+
+def inventory_for(tag: str) -> RuntimeInventory:
+    return RuntimeInventory(STAGES, [
+        Runtime(name="dev-batch", stage="DEV", service_tags=(tag,)),
+        Runtime(name="dev-online", stage="DEV", service_tags=(tag,), endpoints=("http://127.0.0.1:9",),
+                model_repository=Path("/nowhere")),
+        Runtime(name="sit-batch", stage="SIT", service_tags=(tag,)),
+    ], source="test inventory")
+
+
+@pytest.fixture(scope="module")
+def sample(mlflow_settings: MlflowSettings) -> SampleModel:
+    return register_sample_model(mlflow_settings, name="batch-tests-sample", service="batch-tests")
+
+
+@pytest.fixture(scope="module")
+def test_data(sample: SampleModel, mlflow_settings: MlflowSettings, tmp_path_factory) -> Path:
+    """The sample's labelled test data (171 rows) as a local CSV."""
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=sample.test_data_uri, tracking_uri=mlflow_settings
+                                                    .tracking_uri, dst_path=str(tmp_path_factory.mktemp("batch"))))
+
+
+class Deployed:
+    """A fresh model under its own service tag, with versions copied from the sample."""
+
+    def __init__(self, settings: MlflowSettings, sample: SampleModel, versions: int = 1) -> None:
+        self.tag = f"batch-tests-{uuid.uuid4().hex[:8]}"
+        self.model = copy_of_sample(settings, sample, versions=versions, service=self.tag)
+        self.inventory = inventory_for(self.tag)
+        self._deploy = deploy_model.make_handler(settings, self.inventory)
+
+    def deploy(self, version: str, runtime: str) -> None:
+        self._deploy(deploy_model.DeployModelInput.model_validate(
+            {"MODEL_ID": self.model, "MODEL_VERSION": version, "RUNTIME": runtime}), task())
+
+
+@pytest.fixture
+def deployed(mlflow_settings, sample) -> Deployed:
+    deployed = Deployed(mlflow_settings, sample, versions=2)
+    deployed.deploy("1", "dev-batch")
+    return deployed
+
+
+def failure(handler, data: BatchJobInput, code: str) -> BusinessError:
+    with pytest.raises(BusinessError) as error:
+        handler(data, task())
+    assert error.value.code == code, error.value.message
+    return error.value
+
+
+def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settings, deployed, test_data, tmp_path):
+    log = ProgressLog()
+    output = tmp_path / "scores" / "out.parquet"
+    handler = make_handler(mlflow_settings, deployed.inventory, chunk_rows=50, progress_every=2)
+    result = handler(job(deployed.tag, test_data, output, LABEL_COLUMN="label", MODEL_STAGE="dev"), task(log))
+
+    assert (result.model_id, result.model_version, result.runtime) == (deployed.model, "1", "dev-batch")
+    assert (result.rows_in, result.rows_out, result.output_file) == (171, 171, str(output))
+    assert result.scoring_seconds > 0
+    scored = pd.read_parquet(output)
+    assert len(scored) == 171 and "label" not in scored.columns
+    assert list(scored.columns[-2:]) == ["prediction", "score"]
+    labels = pd.read_csv(test_data)["label"]
+    assert (scored["prediction"] == labels).mean() > 0.9
+    assert [(v["chunks"], v["rows"]) for v in log.values("scoring")] == [(2, 100), (4, 171)]  # 50, 50, 50, 21
+
+    client = MlflowClient(mlflow_settings.tracking_uri)
+    run = client.get_run(result.batch_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
+    assert run.data.metrics == {"rows_in": 171, "rows_out": 171, "seconds": pytest.approx(result.scoring_seconds,
+                                                                                          abs=1e-3)}
+    assert {key: run.data.params[key] for key in ("model", "version", "runtime", "input", "output")} == {
+        "model": deployed.model, "version": "1", "runtime": "dev-batch", "input": str(test_data),
+        "output": str(output)}
+    assert run.data.tags["mlc.batch_job"] == "true"
+    assert run.data.tags["mlc.process_instance_id"] == "pi-batch"
+    assert result.model_dump(by_alias=True).keys() == {"MODEL_ID", "MODEL_VERSION", "RUNTIME", "ROWS_IN", "ROWS_OUT",
+                                                       "SCORING_SECONDS", "OUTPUT_FILE", "BATCH_RUN_ID"}
+
+
+def test_the_most_recent_batch_version_of_the_stage_is_used(mlflow_settings, deployed, test_data, tmp_path):
+    handler = make_handler(mlflow_settings, deployed.inventory)
+    deployed.deploy("2", "dev-batch")
+    deployed.deploy("1", "sit-batch")
+    dev = handler(job(deployed.tag, test_data, tmp_path / "dev.csv", MODEL_STAGE="DEV"), task())
+    assert (dev.model_version, dev.runtime) == ("2", "dev-batch")
+    latest = handler(job(deployed.tag, test_data, tmp_path / "any.csv", KEEP_COLUMNS="mean radius, label"), task())
+    assert (latest.model_version, latest.runtime) == ("1", "sit-batch")
+    assert list(pd.read_csv(tmp_path / "any.csv").columns) == ["mean radius", "label", "prediction", "score"]
+
+
+def test_no_batch_deployment_for_the_tag_or_stage(mlflow_settings, sample, deployed, test_data, tmp_path):
+    online_only = Deployed(mlflow_settings, sample)
+    handler = make_handler(mlflow_settings, deployed.inventory)
+    error = failure(handler, job(online_only.tag, test_data, tmp_path / "out.csv"), "NO_BATCH_DEPLOYMENT")
+    assert error.message == f"no version of a model with service tag {online_only.tag!r} is deployed as batch"
+    error = failure(handler, job(deployed.tag, test_data, tmp_path / "out.csv", MODEL_STAGE="prod"),
+                    "NO_BATCH_DEPLOYMENT")
+    assert error.message.endswith("is deployed as batch in stage PROD")
+    error = failure(handler, job(deployed.tag, test_data, tmp_path / "out.csv", MODEL_STAGE="qa"),
+                    "NO_BATCH_DEPLOYMENT")
+    assert error.message.endswith("in stage QA (the stages are DEV, SIT, PROD)")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_no_compatible_runtime(mlflow_settings, deployed, test_data, tmp_path):
+    elsewhere = RuntimeInventory(STAGES, [
+        Runtime(name="dev-batch", stage="DEV", service_tags=("another-tag",)),
+        Runtime(name="dev-online", stage="DEV", service_tags=(deployed.tag,), endpoints=("http://127.0.0.1:9",),
+                model_repository=Path("/nowhere")),
+    ], source="edited inventory")
+    error = failure(make_handler(mlflow_settings, elsewhere), job(deployed.tag, test_data, tmp_path / "out.csv"),
+                    "NO_RUNTIME")
+    assert error.message == (
+        f"no batch runtime in edited inventory serves service tag {deployed.tag!r} in stage DEV: version 1 of "
+        f"model {deployed.model!r} was deployed as batch to runtime dev-batch, which does not serve {deployed.tag!r}")
+    assert error.variables == {"MODEL_ID": deployed.model, "MODEL_VERSION": "1"}
+    assert "which is not in the inventory" in failure(
+        make_handler(mlflow_settings, RuntimeInventory(STAGES, [])), job(deployed.tag, test_data, tmp_path / "o.csv"),
+        "NO_RUNTIME").message
+
+    renamed = RuntimeInventory(STAGES, [Runtime(name="dev-batch-2", stage="DEV", service_tags=(deployed.tag,))])
+    assert make_handler(mlflow_settings, renamed)(job(deployed.tag, test_data, tmp_path / "out.csv"),
+                                                  task()).runtime == "dev-batch-2"
+
+
+def test_unreadable_input(mlflow_settings, deployed, tmp_path):
+    handler = make_handler(mlflow_settings, deployed.inventory)
+    absent = tmp_path / "absent.csv"
+    error = failure(handler, job(deployed.tag, absent, tmp_path / "out.csv"), "INPUT_UNREADABLE")
+    assert error.message == f"{absent}: no such file"
+    assert error.variables == {"MODEL_ID": deployed.model, "MODEL_VERSION": "1", "RUNTIME": "dev-batch"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("mean radius,label\n1,0\n2,1,7\n")
+    assert "malformed CSV" in failure(handler, job(deployed.tag, bad, tmp_path / "out.csv"), "INPUT_UNREADABLE").message
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_an_existing_output_is_not_overwritten(mlflow_settings, deployed, test_data, tmp_path):
+    handler = make_handler(mlflow_settings, deployed.inventory)
+    output = tmp_path / "scores.csv"
+    output.write_text("yesterday's scores\n")
+    error = failure(handler, job(deployed.tag, test_data, output), "OUTPUT_EXISTS")
+    assert error.message == f"{output}: exists already, and overwriting it was not asked for"
+    assert output.read_text() == "yesterday's scores\n"
+    assert handler(job(deployed.tag, test_data, output, OVERWRITE=True), task()).rows_out == 171
+    assert len(pd.read_csv(output)) == 171
+
+
+def test_data_the_model_cannot_take(mlflow_settings, deployed, test_data, tmp_path):
+    narrow = tmp_path / "narrow.csv"
+    pd.read_csv(test_data)[["mean radius"]].to_csv(narrow, index=False)
+    error = failure(make_handler(mlflow_settings, deployed.inventory), job(deployed.tag, narrow, tmp_path / "o.csv"),
+                    "SCORING_FAILED")
+    assert error.message.startswith(f"{narrow}: the model needs columns the file lacks: mean texture, ")
+
+
+def test_mlflow_down_when_recording_is_a_retry_that_leaves_no_output(mlflow_settings, deployed, test_data, tmp_path,
+                                                                     monkeypatch):
+    def unavailable(*args: Any, **kwargs: Any) -> str:
+        raise RegistryUnavailable("a run in experiment 1: MLflow unavailable")
+
+    handler = make_handler(mlflow_settings, deployed.inventory)
+    monkeypatch.setattr(ModelRegistry, "log_job_run", unavailable)
+    with pytest.raises(RetryableError, match="MLflow unavailable"):
+        handler(job(deployed.tag, test_data, tmp_path / "scores.csv"), task())
+    assert list(tmp_path.iterdir()) == []
