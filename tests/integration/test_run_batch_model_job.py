@@ -79,6 +79,7 @@ def test_the_signal_scores_the_file_with_the_batch_deployed_version(engine, work
     ("no batch deployment in the stage", "NO_BATCH_DEPLOYMENT"),
     ("unreadable input", "INPUT_UNREADABLE"),
     ("output exists", "OUTPUT_EXISTS"),
+    ("no output named", "MISSING_INPUT_OR_OUTPUT"),
 ])
 def test_a_job_that_cannot_run_opens_a_ticket_naming_the_cause(engine, workers, deployed, jira_server, tmp_path,
                                                               case, code):
@@ -91,8 +92,10 @@ def test_a_job_that_cannot_run_opens_a_ticket_naming_the_cause(engine, workers, 
         variables["MODEL_STAGE"] = "PROD"
     elif case == "unreadable input":
         (tmp_path / "input.csv").write_text('mean radius,x\n1.0,1\n"unterminated,0\n')
-    else:
+    elif case == "output exists":
         variables["OUTPUT_FILE"] = str(tmp_path / "exists.csv")
+    else:
+        del variables["OUTPUT_FILE"]
     entry, result = batch_job(engine, **variables)
     assert entry["endActivityId"] == "batch-job-stopped", result
     assert result["ERROR_CODE"] == code

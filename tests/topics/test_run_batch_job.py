@@ -1,8 +1,10 @@
-"""run-batch-job against a real MLflow: the version deployed as batch for a tag scores a file, the job is
-recorded as an MLflow run, and the jobs that cannot run end in the BPMN error that names why."""
+"""get-batch-deployment, get-compatible-runtime and run-batch-job against a real MLflow, chained as Run Batch
+Model Job chains them: the version deployed as batch for a tag scores a file, the job is recorded as an MLflow
+run, and the jobs that cannot run end in the BPMN error that names why."""
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import mlflow.artifacts
 import pandas as pd
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from tests.topics.test_deploy_model import ProgressLog, copy_of_sample
@@ -19,8 +22,8 @@ from workers.outcomes import BusinessError, RetryableError
 from workers.registry import ModelRegistry, RegistryUnavailable
 from workers.runtimes import Runtime, RuntimeInventory
 from workers.sample_model import SampleModel, register_sample_model
-from workers.topics import deploy_model
-from workers.topics.run_batch_job import BatchJobInput, make_handler
+from workers.topics import deploy_model, get_batch_deployment, get_compatible_runtime, run_batch_job
+from workers.topics.run_batch_job import BatchJobOutput
 
 STAGES = ("DEV", "SIT", "PROD")
 
@@ -31,9 +34,35 @@ def task(log: ProgressLog | None = None) -> TaskContext:
                        retries=None, worker_id="w", log=log)
 
 
-def job(tag: str, input_file: str | Path, output_file: str | Path, **variables: Any) -> BatchJobInput:
-    return BatchJobInput.model_validate({"TAG": tag, "INPUT_FILE": str(input_file), "OUTPUT_FILE": str(output_file),
-                                         **variables})
+def job(tag: str, input_file: str | Path, output_file: str | Path, **variables: Any) -> dict[str, Any]:
+    return {"TAG": tag, "INPUT_FILE": str(input_file), "OUTPUT_FILE": str(output_file), **variables}
+
+
+class Pipeline:
+    """The three topics of Run Batch Model Job, each reading what the ones before it wrote."""
+
+    def __init__(self, settings: MlflowSettings, inventory: RuntimeInventory, **options: Any) -> None:
+        self.file = Path(tempfile.mkdtemp(prefix="mlc-inventory-")) / "runtimes.yaml"
+        self.file.write_text(yaml.safe_dump({
+            "stages": list(inventory.stages),
+            "runtimes": [runtime.model_dump(mode="json", exclude_defaults=True) for runtime in inventory.runtimes]}))
+        self.steps = [
+            (get_batch_deployment.BatchDeploymentInput, get_batch_deployment.make_handler(settings, self.file)),
+            (get_compatible_runtime.CompatibleRuntimeInput, get_compatible_runtime.make_handler(self.file)),
+            (run_batch_job.BatchJobInput, run_batch_job.make_handler(settings, self.file, **options)),
+        ]
+
+    def __call__(self, variables: dict[str, Any], context: TaskContext) -> BatchJobOutput:
+        variables = dict(variables)
+        for input_model, handler in self.steps:
+            output = handler(input_model.model_validate(variables), context)
+            variables.update(output.model_dump(by_alias=True))
+        self.variables = variables
+        return output
+
+
+def make_handler(settings: MlflowSettings, inventory: RuntimeInventory, **options: Any) -> Pipeline:
+    return Pipeline(settings, inventory, **options)
 
 
 def inventory_for(tag: str) -> RuntimeInventory:
@@ -78,7 +107,7 @@ def deployed(mlflow_settings, sample) -> Deployed:
     return deployed
 
 
-def failure(handler, data: BatchJobInput, code: str) -> BusinessError:
+def failure(handler, data: dict[str, Any], code: str) -> BusinessError:
     with pytest.raises(BusinessError) as error:
         handler(data, task())
     assert error.value.code == code, error.value.message
@@ -91,7 +120,8 @@ def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settin
     handler = make_handler(mlflow_settings, deployed.inventory, chunk_rows=50, progress_every=2)
     result = handler(job(deployed.tag, test_data, output, LABEL_COLUMN="label", MODEL_STAGE="dev"), task(log))
 
-    assert (result.model_id, result.model_version, result.runtime) == (deployed.model, "1", "dev-batch")
+    assert (handler.variables["MODEL_ID"], handler.variables["MODEL_VERSION"], handler.variables["RUNTIME"]) == (
+        deployed.model, "1", "dev-batch")
     assert (result.rows_in, result.rows_out, result.output_file) == (171, 171, str(output))
     assert result.scoring_seconds > 0
     scored = pd.read_parquet(output)
@@ -112,18 +142,18 @@ def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settin
         "output": str(output)}
     assert run.data.tags["mlc.batch_job"] == "true"
     assert run.data.tags["mlc.process_instance_id"] == "pi-batch"
-    assert result.model_dump(by_alias=True).keys() == {"MODEL_ID", "MODEL_VERSION", "RUNTIME", "ROWS_IN", "ROWS_OUT",
-                                                       "SCORING_SECONDS", "OUTPUT_FILE", "BATCH_RUN_ID"}
+    assert result.model_dump(by_alias=True).keys() == {"ROWS_IN", "ROWS_OUT", "SCORING_SECONDS", "OUTPUT_FILE",
+                                                       "BATCH_RUN_ID"}
 
 
 def test_the_most_recent_batch_version_of_the_stage_is_used(mlflow_settings, deployed, test_data, tmp_path):
     handler = make_handler(mlflow_settings, deployed.inventory)
     deployed.deploy("2", "dev-batch")
     deployed.deploy("1", "sit-batch")
-    dev = handler(job(deployed.tag, test_data, tmp_path / "dev.csv", MODEL_STAGE="DEV"), task())
-    assert (dev.model_version, dev.runtime) == ("2", "dev-batch")
-    latest = handler(job(deployed.tag, test_data, tmp_path / "any.csv", KEEP_COLUMNS="mean radius, label"), task())
-    assert (latest.model_version, latest.runtime) == ("1", "sit-batch")
+    handler(job(deployed.tag, test_data, tmp_path / "dev.csv", MODEL_STAGE="DEV"), task())
+    assert (handler.variables["MODEL_VERSION"], handler.variables["RUNTIME"]) == ("2", "dev-batch")
+    handler(job(deployed.tag, test_data, tmp_path / "any.csv", KEEP_COLUMNS="mean radius, label"), task())
+    assert (handler.variables["MODEL_VERSION"], handler.variables["RUNTIME"]) == ("1", "sit-batch")
     assert list(pd.read_csv(tmp_path / "any.csv").columns) == ["mean radius", "label", "prediction", "score"]
 
 
@@ -147,19 +177,19 @@ def test_no_compatible_runtime(mlflow_settings, deployed, test_data, tmp_path):
         Runtime(name="dev-online", stage="DEV", service_tags=(deployed.tag,), endpoints=("http://127.0.0.1:9",),
                 model_repository=Path("/nowhere")),
     ], source="edited inventory")
-    error = failure(make_handler(mlflow_settings, elsewhere), job(deployed.tag, test_data, tmp_path / "out.csv"),
-                    "NO_RUNTIME")
+    handler = make_handler(mlflow_settings, elsewhere)
+    error = failure(handler, job(deployed.tag, test_data, tmp_path / "out.csv"), "NO_RUNTIME")
     assert error.message == (
-        f"no batch runtime in edited inventory serves service tag {deployed.tag!r} in stage DEV: version 1 of "
+        f"no batch runtime in {handler.file} serves service tag {deployed.tag!r} in stage DEV: version 1 of "
         f"model {deployed.model!r} was deployed as batch to runtime dev-batch, which does not serve {deployed.tag!r}")
-    assert error.variables == {"MODEL_ID": deployed.model, "MODEL_VERSION": "1"}
     assert "which is not in the inventory" in failure(
         make_handler(mlflow_settings, RuntimeInventory(STAGES, [])), job(deployed.tag, test_data, tmp_path / "o.csv"),
         "NO_RUNTIME").message
 
     renamed = RuntimeInventory(STAGES, [Runtime(name="dev-batch-2", stage="DEV", service_tags=(deployed.tag,))])
-    assert make_handler(mlflow_settings, renamed)(job(deployed.tag, test_data, tmp_path / "out.csv"),
-                                                  task()).runtime == "dev-batch-2"
+    renamed_handler = make_handler(mlflow_settings, renamed)
+    renamed_handler(job(deployed.tag, test_data, tmp_path / "out.csv"), task())
+    assert renamed_handler.variables["RUNTIME"] == "dev-batch-2"
 
 
 def test_unreadable_input(mlflow_settings, deployed, tmp_path):
@@ -167,7 +197,6 @@ def test_unreadable_input(mlflow_settings, deployed, tmp_path):
     absent = tmp_path / "absent.csv"
     error = failure(handler, job(deployed.tag, absent, tmp_path / "out.csv"), "INPUT_UNREADABLE")
     assert error.message == f"{absent}: no such file"
-    assert error.variables == {"MODEL_ID": deployed.model, "MODEL_VERSION": "1", "RUNTIME": "dev-batch"}
     bad = tmp_path / "bad.csv"
     bad.write_text("mean radius,label\n1,0\n2,1,7\n")
     assert "malformed CSV" in failure(handler, job(deployed.tag, bad, tmp_path / "out.csv"), "INPUT_UNREADABLE").message
