@@ -85,3 +85,21 @@ def test_promotion_moves_to_the_next_stage_of_the_inventory(inventory):
     with pytest.raises(BusinessError) as error:
         promote(inventory)(PromoteInput(MODEL_STAGE="PROD", PROMOTE_TO="PROD"), task())
     assert error.value.code == "BAD_PROMOTION" and "last" in error.value.message
+
+
+def test_promotion_from_a_stage_the_inventory_lacks_is_refused(inventory):
+    from workers.topics.promote_stage import PromoteInput, make_handler as promote
+
+    with pytest.raises(BusinessError) as error:
+        promote(inventory)(PromoteInput(MODEL_STAGE="qa", PROMOTE_TO="PROD"), task())
+    assert error.value.code == "BAD_PROMOTION" and "'qa' is not a stage" in error.value.message
+
+
+def test_an_inventory_broken_since_the_worker_started_is_an_incident(inventory):
+    from workers.outcomes import FatalError
+
+    handler = make_handler(inventory)
+    inventory.write_text("stages: [DEV\n")
+    with pytest.raises(FatalError) as error:
+        handler(FindRuntimesInput(SERVICE_TAG="fraud", MODEL_STAGE="DEV"), task())
+    assert str(inventory) in str(error.value) and "not valid YAML" in str(error.value)

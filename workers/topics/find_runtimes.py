@@ -17,8 +17,9 @@ from pydantic import Field
 
 from workers.config import load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError
-from workers.runtimes import InventoryError, RuntimeSettings, load_inventory
+from workers.outcomes import BusinessError
+from workers.runtimes import RuntimeSettings, load_inventory
+from workers.topics._inventory import current_inventory
 from workers.topics.promote_stage import BAD_PROMOTION, promotion_problem
 
 __all__ = ["TOPIC", "make_handler"]
@@ -42,10 +43,7 @@ def make_handler(inventory_file: Path) -> Handler:
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
 
     def find_runtimes(data: FindRuntimesInput, task: TaskContext) -> FindRuntimesOutput:
-        try:
-            inventory = load_inventory(inventory_file)
-        except InventoryError as exc:
-            raise FatalError(str(exc)) from exc
+        inventory = current_inventory(inventory_file)
         if not data.service_tag:
             raise BusinessError("NO_RUNTIME", "the model has no service tag (model tag 'service'), so no runtime "
                                               "can be chosen for it")

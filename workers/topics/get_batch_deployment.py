@@ -17,9 +17,10 @@ from pydantic import Field, field_validator
 from workers.config import MlflowSettings, load
 from workers.deployments import batch_deployment_record
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError
+from workers.outcomes import BusinessError
 from workers.registry import ModelRegistry
-from workers.runtimes import InventoryError, RuntimeSettings, load_inventory
+from workers.runtimes import RuntimeSettings
+from workers.topics._inventory import current_inventory
 from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["NO_BATCH_DEPLOYMENT", "TOPIC", "BatchDeploymentInput", "BatchDeploymentOutput", "make_handler"]
@@ -68,10 +69,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path) -> Handl
 def _stage_hint(inventory_file: Path, data: BatchDeploymentInput) -> str:
     if data.model_stage is None:
         return ""
-    try:
-        stages = load_inventory(inventory_file).stages
-    except InventoryError as exc:
-        raise FatalError(str(exc)) from exc
+    stages = current_inventory(inventory_file).stages
     return "" if data.model_stage in stages else f" (the stages are {', '.join(stages)})"
 
 

@@ -16,8 +16,9 @@ from pydantic import Field
 
 from workers.config import load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError
-from workers.runtimes import InventoryError, RuntimeSettings, load_inventory
+from workers.outcomes import BusinessError
+from workers.runtimes import RuntimeSettings, load_inventory
+from workers.topics._inventory import current_inventory
 
 __all__ = ["NO_RUNTIME", "TOPIC", "CompatibleRuntimeInput", "CompatibleRuntimeOutput", "make_handler"]
 
@@ -43,10 +44,7 @@ def make_handler(inventory_file: Path) -> Handler:
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
 
     def get_compatible_runtime(data: CompatibleRuntimeInput, task: TaskContext) -> CompatibleRuntimeOutput:
-        try:
-            inventory = load_inventory(inventory_file)
-        except InventoryError as exc:
-            raise FatalError(str(exc)) from exc
+        inventory = current_inventory(inventory_file)
         stage = data.model_stage.upper()
         fitting = [runtime for runtime in inventory.matching(data.tag, stage) if runtime.mode == "batch"]
         chosen = next((runtime for runtime in fitting if runtime.name == data.deployed_runtime), None)

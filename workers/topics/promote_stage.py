@@ -17,8 +17,9 @@ from pydantic import Field
 
 from workers.config import load
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError
-from workers.runtimes import InventoryError, RuntimeInventory, RuntimeSettings, load_inventory
+from workers.outcomes import BusinessError
+from workers.runtimes import RuntimeInventory, RuntimeSettings, load_inventory
+from workers.topics._inventory import current_inventory
 
 __all__ = ["BAD_PROMOTION", "TOPIC", "make_handler", "promotion_problem"]
 
@@ -41,10 +42,12 @@ Handler = Callable[[PromoteInput, TaskContext], PromoteOutput]
 def promotion_problem(inventory: RuntimeInventory, stage: str, promote_to: str) -> str | None:
     """Why promoting from ``stage`` to ``promote_to`` is impossible in ``inventory``; ``None`` when it is fine."""
     stages = inventory.stages
+    if stage.upper() not in stages:
+        return f"stage {stage!r} is not a stage of {inventory.source}; the stages are {' -> '.join(stages)}"
     if promote_to.upper() not in stages:
         return (f"promote_to {promote_to!r} is not a stage of {inventory.source}; "
                 f"the stages are {' -> '.join(stages)}")
-    if stage.upper() in stages and stages.index(promote_to.upper()) < stages.index(stage.upper()):
+    if stages.index(promote_to.upper()) < stages.index(stage.upper()):
         return (f"promote_to {promote_to.upper()} comes before stage {stage.upper()} "
                 f"({' -> '.join(stages)}): a version is promoted forwards only")
     return None
@@ -54,12 +57,9 @@ def make_handler(inventory_file: Path) -> Handler:
     load_inventory(inventory_file)
 
     def promote_stage(data: PromoteInput, task: TaskContext) -> PromoteOutput:
-        try:
-            inventory = load_inventory(inventory_file)
-            problem = promotion_problem(inventory, data.model_stage, data.promote_to)
-            following = None if problem else inventory.next_stage(data.model_stage)
-        except InventoryError as exc:
-            raise FatalError(str(exc)) from exc
+        inventory = current_inventory(inventory_file)
+        problem = promotion_problem(inventory, data.model_stage, data.promote_to)
+        following = None if problem else inventory.next_stage(data.model_stage)
         if problem or following is None:
             raise BusinessError(BAD_PROMOTION, problem or f"stage {data.model_stage.upper()} is the last one")
         task.progress("promoting", from_stage=data.model_stage.upper(), to_stage=following,

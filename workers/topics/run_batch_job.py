@@ -32,7 +32,8 @@ from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 from workers.objectstore import S3Settings
 from workers.outcomes import BusinessError, FatalError
 from workers.registry import ModelNotLoadable, ModelRegistry
-from workers.runtimes import InventoryError, Runtime, RuntimeSettings, load_inventory
+from workers.runtimes import Runtime, RuntimeSettings, load_inventory
+from workers.topics._inventory import current_inventory
 from workers.scoring import InputUnreadable, ModelFailed, OutputExists, OutputUnwritable, ScoringError, ScoringJob
 from workers.topics._registry_outcomes import registry_outcomes
 
@@ -103,10 +104,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, s3: S3Se
 
 
 def _batch_runtime(inventory_file: Path, name: str) -> Runtime:
-    try:
-        inventory = load_inventory(inventory_file)
-    except InventoryError as exc:
-        raise FatalError(str(exc)) from exc
+    inventory = current_inventory(inventory_file)
     runtime = inventory.get(name)
     if runtime is None or runtime.mode != "batch":
         raise FatalError(f"runtime {name} is not a batch runtime of {inventory.source} (edited since "
