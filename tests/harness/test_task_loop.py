@@ -269,3 +269,31 @@ def test_a_result_the_engine_refuses_becomes_an_incident_not_a_loop(engine, engi
     assert incident["incidentMessage"].startswith("the engine refused this task's result:")
     assert "NO_SUCH_VARIABLE" in incident["incidentMessage"]
     assert loop.metrics.failed.labels(topic=topic, kind="incident")._value.get() == 1
+
+
+PARALLEL_PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="parallel-definitions" targetNamespace="http://mlc/tests">
+  <bpmn:process id="parallel-check" isExecutable="true" camunda:historyTimeToLive="1">
+    <bpmn:startEvent id="start"/>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
+    <bpmn:serviceTask id="work" camunda:type="external" camunda:topic="${topicName}">
+      <bpmn:multiInstanceLoopCharacteristics><bpmn:loopCardinality>16</bpmn:loopCardinality>
+      </bpmn:multiInstanceLoopCharacteristics>
+    </bpmn:serviceTask>
+    <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="end"/>
+    <bpmn:endEvent id="end"/>
+  </bpmn:process>
+</bpmn:definitions>"""
+
+
+def test_siblings_completing_at_once_are_reported_again_not_turned_into_incidents(engine, engine_settings):
+    """Parallel multi-instance siblings completed together update the same counters: the engine refuses all
+    but one with an OptimisticLockingException, and the harness reports those again."""
+    engine.deploy("parallel-check", {"parallel-check.bpmn": PARALLEL_PROCESS})
+    topic = unique_topic()
+    instance = engine.start_process("parallel-check", {"topicName": topic, "greeting": "hi", "name": "x"})["id"]
+    with running_loop(make_topic(topic), engine_settings, max_tasks=16) as loop:
+        finished_instance(engine, instance, timeout_s=60)
+    assert incidents_of(engine, instance) == []
+    assert loop.metrics.completed._value.get() == 16

@@ -9,13 +9,17 @@ from __future__ import annotations
 import traceback
 from dataclasses import dataclass
 
+import tenacity
+
 from camunda.external_task.external_task import ExternalTask, TaskResult
 from pydantic import ValidationError
 
 from workers.engine.client import EngineClient
+from workers.engine.errors import EngineServerError
 from workers.outcomes import BusinessError, FatalError, TaskOutcome
 
-__all__ = ["RetryPolicy", "describe_invalid_input", "report", "result_for_error"]
+__all__ = ["CONCURRENT_UPDATE_RETRY", "RetryPolicy", "describe_invalid_input", "is_concurrent_update", "report",
+           "result_for_error"]
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,31 @@ def result_for_error(task: ExternalTask, error: BaseException, policy: RetryPoli
     return task.failure(message, details, policy.max_retries, policy.timeout_ms(task))
 
 
-def report(client: EngineClient, result: TaskResult) -> str:
-    """Send ``result`` to the engine; returns what was sent: complete, bpmn-error, retry or incident."""
+def is_concurrent_update(error: BaseException) -> bool:
+    """The engine's ``OptimisticLockingException``: another transaction changed the same process instance
+    (a sibling of a parallel multi-instance, say) while it took this result. Nothing was applied."""
+    return isinstance(error, EngineServerError) and error.error_type == "OptimisticLockingException"
+
+
+CONCURRENT_UPDATE_RETRY = tenacity.Retrying(
+    retry=tenacity.retry_if_exception(is_concurrent_update),
+    stop=tenacity.stop_after_attempt(6),
+    wait=tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
+    reraise=True,
+)
+"""Reporting again after a concurrent update: the task is still locked by this worker, and the other
+transaction has committed. The Python client would report it as a failed call like any other."""
+
+
+def report(client: EngineClient, result: TaskResult, *, retry: tenacity.Retrying = CONCURRENT_UPDATE_RETRY) -> str:
+    """Send ``result`` to the engine; returns what was sent: complete, bpmn-error, retry or incident.
+
+    A concurrent update of the process instance is sent again (``retry``); any other refusal is raised.
+    """
+    return retry.copy()(_send, client, result)
+
+
+def _send(client: EngineClient, result: TaskResult) -> str:
     task_id = result.get_task().get_task_id()
     if result.is_success():
         client.complete(task_id, result.global_variables, result.local_variables)
