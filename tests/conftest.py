@@ -26,6 +26,25 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(count: int, start: int = 20_000, stop: int = 32_000) -> int:
+    """The first of ``count`` consecutive free ports below the kernel's ephemeral range (32768 and up), so
+    no :func:`free_port` picked later can fall inside the block."""
+    for base in range(start, stop - count, count):
+        try:
+            sockets = []
+            for port in range(base, base + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports between {start} and {stop}")
+
+
 @pytest.fixture(scope="session")
 def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
     home = tmp_path_factory.mktemp("engine-home")

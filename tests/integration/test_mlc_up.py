@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.conftest import free_port, free_port_block
+from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.engine
 def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_cleanly(tmp_path):
-    base_port = free_port()
+    base_port = free_port_block(len(TOPICS))  # one health port per worker
     environment = {
         **os.environ,
         "MLC_FLEET_HOME": str(tmp_path / "fleet"),
@@ -29,6 +30,7 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
         "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
         "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
+        "MLC_SERVICENOW_URL": f"http://127.0.0.1:{free_port()}",
         "MLC_LOG_FORMAT": "json",
     }
     result = subprocess.run([sys.executable, "-m", "workers", "up", "--exit-after-demo"], cwd=tmp_path,
@@ -41,5 +43,7 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
     assert "review ticket MLC-2 waits for approval" in output
     assert "Cockpit   http://127.0.0.1:" in output
     assert "stopping the fleet" in output
-    for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "worker-deploy-model.log"):
+    assert f"started {len(TOPICS)} workers" in output
+    for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "servicenow-dev.log",
+                "worker-deploy-model.log", "worker-run-batch-job.log"):
         assert (tmp_path / "fleet" / "logs" / log).exists(), log
