@@ -218,31 +218,49 @@ class ModelRegistry:
 
     @contextmanager
     def loaded_model(self, name: str, version: str | int) -> Iterator[LoadedModel]:
-        """Version ``version`` of ``name``, downloaded and loaded for the duration of the block:
-        its scikit-learn flavour if it has one, else its pyfunc flavour.
+        """Version ``version`` of ``name``, downloaded (:meth:`download_model`) and loaded for the duration
+        of the block: its scikit-learn flavour if it has one, else its pyfunc flavour.
 
-        The block bounds the life of the downloaded files, which some pyfunc models read while they
-        predict. The files are found through this registry's client rather than a ``models:/`` URI,
-        which MLflow resolves against its global registry URI only.
+        The block bounds the life of the downloaded files, which some pyfunc models read while they predict.
         """
-        import mlflow.artifacts
-
         what = f"version {version} of model {name!r}"
         self.get_version(name, version)
-        download_uri = self._call(lambda: self._client.get_model_version_download_uri(name, str(version)), what,
-                                  missing=ModelNotFound)
         with tempfile.TemporaryDirectory(prefix="mlc-model-") as directory:
             try:
-                local = self._call(lambda: mlflow.artifacts.download_artifacts(
-                    artifact_uri=download_uri, dst_path=directory, tracking_uri=self.settings.tracking_uri,
-                    registry_uri=self.settings.tracking_uri), what)
+                local = self.download_model(name, version, Path(directory))
+            except ModelNotFound:
+                raise
             except ResourceNotFound as exc:
-                raise ModelNotLoadable(f"{what}: no model files at {download_uri}") from exc
+                raise ModelNotLoadable(exc.message) from exc
             try:
-                loaded = _load_flavor(name, str(version), local)
+                loaded = _load_flavor(name, str(version), str(local))
             except Exception as exc:  # a broken model raises anything: pickle, import, MLflow errors
                 raise ModelNotLoadable(f"{what} cannot be loaded: {type(exc).__name__}: {exc}") from exc
             yield loaded
+
+    def download_model(self, name: str, version: str | int, destination: Path) -> Path:
+        """Download the MLflow model directory of version ``version`` of ``name`` under ``destination``;
+        the local model folder. :class:`ResourceNotFound` when the version has no model files (no
+        ``MLmodel``). The files are found through this registry's client rather than a ``models:/`` URI,
+        which MLflow resolves against its global registry URI only."""
+        import mlflow.artifacts
+
+        what = f"version {version} of model {name!r}"
+        download_uri = self._call(lambda: self._client.get_model_version_download_uri(name, str(version)), what,
+                                  missing=ModelNotFound)
+        destination.mkdir(parents=True, exist_ok=True)
+        missing = ResourceNotFound(f"{what}: no model files at {download_uri}")
+        try:
+            local = Path(self._call(lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=download_uri, dst_path=str(destination), tracking_uri=self.settings.tracking_uri,
+                registry_uri=self.settings.tracking_uri), what))
+        except ModelNotFound:
+            raise
+        except ResourceNotFound as exc:
+            raise missing from exc
+        if not (local / "MLmodel").is_file():
+            raise missing
+        return local
 
     # runs and artifacts
 

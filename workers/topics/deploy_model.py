@@ -236,7 +236,7 @@ class _OnlineDeployment:
         self.repository.mkdir(parents=True, exist_ok=True)
         staging = self.repository / f".staging-{self.served}-{uuid.uuid4().hex[:8]}"
         try:
-            model_dir = _download_model(self.registry, self.version, staging)
+            model_dir = self.registry.download_model(self.version.name, self.version.version, staging)
         except ResourceNotFound as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise self._failed(f"no model files ({exc.message})") from exc
@@ -306,27 +306,6 @@ class _OnlineDeployment:
                 if exc.status != 404:
                     self.task.progress("unload failed", endpoint=client.endpoint, served_name=name, error=exc.message)
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _download_model(registry: ModelRegistry, version: VersionRecord, destination: Path) -> Path:
-    """Download ``version``'s MLflow model directory under ``destination``; the local model folder.
-
-    ``ModelRegistry`` has no download call of its own yet, so this goes through its client and error
-    mapping, finding the files the way :meth:`ModelRegistry.loaded_model` does.
-    """
-    import mlflow.artifacts
-
-    what = f"version {version.version} of model {version.name!r}"
-    uri = registry._call(  # noqa: SLF001  # until ModelRegistry offers a download
-        lambda: registry._client.get_model_version_download_uri(version.name, version.version), what)  # noqa: SLF001
-    destination.mkdir(parents=True, exist_ok=True)
-    local = registry._call(lambda: mlflow.artifacts.download_artifacts(  # noqa: SLF001
-        artifact_uri=uri, dst_path=str(destination), tracking_uri=registry.settings.tracking_uri,
-        registry_uri=registry.settings.tracking_uri), what)
-    path = Path(local)
-    if not (path / "MLmodel").is_file():
-        raise ResourceNotFound(f"{what}: no MLmodel file at {uri}")
-    return path
 
 
 def _default_handler() -> Handler:
