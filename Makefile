@@ -7,13 +7,16 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JAR    := deploy/engine/target/mlc-engine.jar
 
-.PHONY: up test setup engine venv lint-bpmn layout-bpmn clean
+.PHONY: up test setup engine venv lint lint-bpmn layout-bpmn clean
 
 up: setup
 	$(BIN)/mlc up
 
-test: setup
+test: setup lint
 	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
 
 setup: venv engine node_modules/.installed
 

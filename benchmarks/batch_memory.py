@@ -3,7 +3,7 @@
 What is measured
     A CSV of ``--rows`` rows (1,000,000) of the sample model's features (the 30 breast-cancer feature
     columns of scikit-learn, resampled with 5 % noise, and an ``id``) is scored with the sample model's
-    pipeline (``StandardScaler`` + ``LogisticRegression``) by :func:`workers.scoring.score_file`,
+    pipeline (``StandardScaler`` + ``LogisticRegression``) by :func:`workers.domain.scoring.score_file`,
     ``--chunk-rows`` rows at a time (50,000), into a CSV (or ``--output-format parquet``) holding the
     input's columns plus ``prediction`` and ``score``. Reported: rows, seconds, rows per second, the
     input's size, this process's peak RSS (``resource.getrusage().ru_maxrss``) and its RSS just before
@@ -144,7 +144,7 @@ def sample_model() -> Any:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from workers.registry import LoadedModel
+    from workers.clients.mlflow.registry import LoadedModel
 
     features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(features, labels)
@@ -164,7 +164,7 @@ def traced_peak(score: Callable[[], Any]) -> tuple[float, float]:
 
 def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: None) -> Result:
     from workers.config import MlflowSettings
-    from workers.scoring import score_file
+    from workers.domain.scoring import score_file
 
     with _folder(options.directory) as folder:
         source = folder / "batch-input.csv"
@@ -227,7 +227,8 @@ def summary(result: Result) -> str:
         f"input / output        {result.input_mb:,.1f} MB / {result.output_mb:,.1f} MB",
         f"peak RSS, scoring     {result.peak_rss_mb:,.1f} MB ({result.rss_before_scoring_mb:,.1f} MB before scoring)",
         f"tracemalloc peak      {traced}",
-        f"whole file in pandas  frame {result.whole_frame_mb:,.1f} MB, peak RSS {result.whole_load_peak_rss_mb:,.1f} MB "
+        f"whole file in pandas  frame {result.whole_frame_mb:,.1f} MB, "
+        f"peak RSS {result.whole_load_peak_rss_mb:,.1f} MB "
         f"({result.whole_load_rss_before_mb:,.1f} MB before reading), read in {result.whole_load_seconds:,.1f} s",
     ])
 

@@ -70,7 +70,7 @@ if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable wi
 from workers.config import EngineSettings, FleetSettings, LogSettings, WorkerSettings, load  # noqa: E402
 from workers.engine.client import EngineClient  # noqa: E402
 from workers.engine.errors import EngineError  # noqa: E402
-from workers.fleet import FleetError, ManagedProcess, engine_process  # noqa: E402
+from workers.fleet.processes import FleetError, ManagedProcess, engine_process  # noqa: E402
 from workers.harness import TaskContext, TaskInput, TaskLoop, TaskOutput, Topic  # noqa: E402
 from workers.logs import configure_logging  # noqa: E402
 

@@ -6,17 +6,23 @@ credentials path the Docker set-up uses.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from devservers.jira import JiraDevServer
 from workers.config import EngineSettings, FleetSettings, MlflowSettings
 from workers.engine import EngineClient
-from workers.fleet import FleetError, engine_process, mlflow_process
+from workers.fleet.processes import FleetError, engine_process, mlflow_process
 
 REPO = Path(__file__).resolve().parents[1]
+JIRA_CONTRACT = REPO.parent / "shared" / "contracts" / "jira-cloud-platform.openapi.json"
+"""Atlassian's OpenAPI document, beside the repository in development and CI (never in a user's clone)."""
+# every Jira development server the tests start, in this process or another, checks against it
+os.environ.setdefault("MLC_JIRA_CONTRACT", str(JIRA_CONTRACT))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
@@ -88,16 +94,15 @@ def mlflow_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mlflow
 
 
 @pytest.fixture(scope="session")
-def jira_server() -> Iterator["JiraDevServer"]:
+def jira_server() -> Iterator[JiraDevServer]:
     """The Jira-compatible development server, checking requests against Atlassian's OpenAPI."""
-    from workers.devservers.jira import JiraDevServer
-
-    with JiraDevServer(port=0).start() as server:
+    with JiraDevServer(port=0, spec_path=JIRA_CONTRACT).start() as server:
+        assert server.checks_requests, f"the Jira contract is not at {JIRA_CONTRACT}"
         yield server
 
 
 @pytest.fixture
-def jira(jira_server: "JiraDevServer") -> "JiraDevServer":
+def jira(jira_server: JiraDevServer) -> JiraDevServer:
     """The session's Jira development server with no faults pending."""
     jira_server.inject_faults(503, 0)
     return jira_server
@@ -117,7 +122,7 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlserverFixtu
     """A real MLServer (V2 protocol, MLflow runtime) on free ports with an empty repository, once per session."""
     import time
 
-    from workers.fleet import mlserver_process
+    from workers.fleet.processes import mlserver_process
 
     home = tmp_path_factory.mktemp("mlserver-home")
     repository = home / "models"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from workers import config as config_module
 from workers.config import ConfigurationError, EngineSettings, JiraSettings, WorkerSettings, load
 
 
@@ -62,7 +63,7 @@ def test_worker_with_bad_topic_settings_stops_at_start_naming_them(monkeypatch, 
 
 
 def test_a_topic_takes_a_handler_or_a_way_to_build_one():
-    from tests.support import GreetingInput, EchoOutput, echo
+    from tests.support import EchoOutput, GreetingInput, echo
     from workers import Topic
 
     with pytest.raises(TypeError, match="exactly one"):
@@ -71,3 +72,41 @@ def test_a_topic_takes_a_handler_or_a_way_to_build_one():
         Topic(name="t", input_model=GreetingInput, output_model=EchoOutput, handler=echo, build_handler=lambda: echo)
     assert Topic(name="t", input_model=GreetingInput, output_model=EchoOutput,
                  build_handler=lambda: echo).resolve_handler() is echo
+
+
+@pytest.mark.parametrize("settings_class", [getattr(config_module, name) for name in config_module.__all__
+                                            if name.endswith("Settings") and name != "Settings"])
+def test_every_settings_class_reads_env_dotenv_and_file_references(settings_class, tmp_path, monkeypatch):
+    """One rule for all: the environment, a .env file in the working directory, and NAME_FILE."""
+    assert issubclass(settings_class, config_module.Settings)
+    name, field, values = next(candidate for candidate in map(_three_values, settings_class.model_fields.items())
+                               if candidate is not None)
+    variable = f"{settings_class.model_config['env_prefix']}{name}".upper()
+    for alias in getattr(field.validation_alias, "choices", ()):  # S3: the AWS and MLflow variables come first
+        monkeypatch.delenv(str(alias), raising=False)
+    monkeypatch.chdir(tmp_path)
+    dotenv, from_file, from_env = values
+    (tmp_path / ".env").write_text(f"{variable}={dotenv}\n")
+    assert str(getattr(settings_class(), name)) == dotenv
+    (tmp_path / ".env").unlink()
+    (tmp_path / "secret").write_text(f"{from_file}\n")
+    monkeypatch.setenv(f"{variable}_FILE", str(tmp_path / "secret"))
+    assert str(getattr(settings_class(), name)) == from_file
+    monkeypatch.setenv(variable, from_env)
+    assert str(getattr(settings_class(), name)) == from_env
+
+
+def _three_values(item):
+    """A field of a settings class and three distinct values it accepts, as text; None for other fields."""
+    from pathlib import Path
+    from typing import Literal, get_args, get_origin
+
+    name, field = item
+    if field.annotation in (str, str | None):
+        base = "http://example.test" if "url" in name or "uri" in name else "value"
+        return name, field, tuple(f"{base}-{n}" for n in ("dotenv", "file", "env"))
+    if field.annotation is Path:
+        return name, field, ("/from/dotenv", "/from/file", "/from/env")
+    if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) >= 3:
+        return name, field, tuple(get_args(field.annotation)[:3])
+    return None

@@ -10,16 +10,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workers import bridge, config, runtimes, servicenow, training
+from workers import config
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 README = (REPO / "README.md").read_text()
 APPLICATION_YAML = (REPO / "deploy/engine/src/main/resources/application.yaml").read_text()
-SETTINGS = [config.EngineSettings, config.WorkerSettings, config.LogSettings, config.MlflowSettings,
-            config.JiraSettings, config.NotificationSettings, config.FleetSettings, bridge.BridgeSettings,
-            runtimes.RuntimeSettings, training.TrainingSettings, servicenow.ServiceNowSettings]
+SETTINGS = [getattr(config, name) for name in config.__all__
+            if name.endswith("Settings") and name not in ("Settings", "S3Settings")]
 
 
 def setting_variables() -> set[str]:
@@ -46,7 +45,8 @@ def test_every_topic_has_a_compose_service_running_its_worker():
 
 
 def test_compose_uses_only_settings_that_exist():
-    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", "MLC_BATCH_DATA_DIR", *runtimes_file_variables()}
+    compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", "MLC_BATCH_DATA_DIR",
+                    *runtimes_file_variables()}
     unknown = compose_variables() - setting_variables() - engine_variables() - compose_only
     assert unknown == set()
 
@@ -73,3 +73,41 @@ def test_compose_file_is_valid_for_the_compose_client():
         pytest.skip("no docker compose client on this machine; the structural checks above still ran")
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def requirement_names(distribution: str, extras: tuple[str, ...] = ()) -> set[str]:
+    """The distributions ``distribution`` (with ``extras``) pulls in, its own dependencies' included."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    seen: set[str] = set()
+    pending = [(distribution, extras)]
+    while pending:
+        name, wanted = pending.pop()
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            requirement = Requirement(text)
+            environment = {"extra": ""}
+            if requirement.marker and not any(requirement.marker.evaluate({**environment, "extra": extra})
+                                              for extra in ("", *wanted)):
+                continue
+            if canonical(requirement.name) not in seen:
+                seen.add(canonical(requirement.name))
+                pending.append((requirement.name, tuple(requirement.extras)))
+    return seen
+
+
+def test_the_worker_image_installs_no_development_server_dependency():
+    dockerfile = (REPO / "deploy/worker/Dockerfile").read_text()
+    assert "COPY devservers" not in dockerfile and "pip install --no-cache-dir ." in dockerfile
+    assert "[" not in dockerfile.split("pip install", 1)[1].splitlines()[0]  # no extras
+    devserver_only = {"openapi-schema-validator", "jsonschema", "referencing"}
+    assert devserver_only <= requirement_names("mlc-manager", ("devservers",))
+    assert requirement_names("mlc-manager") & devserver_only == set()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from workers.config import ConfigurationError, EngineSettings, LogSettings, WorkerSettings, load
 from workers.engine import EngineClient, EngineError
-from workers.fleet import FleetError
+from workers.fleet.processes import FleetError
 from workers.harness.serve import serve
 from workers.logs import configure_logging
 from workers.topics import TOPICS
@@ -60,14 +60,14 @@ def run_topics(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    from workers.local_fleet import LocalFleet, serve_forever
+    from workers.fleet.local import LocalFleet, serve_forever
 
     return serve_forever(LocalFleet.from_environment(), demo=not args.no_demo, exit_after_demo=args.exit_after_demo)
 
 
 def run_backtest(args: argparse.Namespace) -> int:
-    from workers.local_fleet import run_back_test
-    from workers.signals import wait_for_outcome
+    from workers.fleet.local import run_back_test
+    from workers.triggers.signals import BACK_TEST_PASSED, wait_for_outcome
 
     with engine_client() as client:
         request_id = run_back_test(client, args.model_id, version=args.version, input_file=args.input,
@@ -76,12 +76,12 @@ def run_backtest(args: argparse.Namespace) -> int:
         if args.wait:
             outcome = wait_for_outcome(client, request_id, args.timeout)
             print(outcome["summary"])
-            return 0 if outcome["end"] else 1
+            return 0 if outcome["end_id"] == BACK_TEST_PASSED else 1
     return 0
 
 
 def run_batch(args: argparse.Namespace) -> int:
-    from workers.signals import DEPLOYED_BATCH_JOB, send_signal, wait_for_outcome
+    from workers.triggers.signals import BATCH_JOB_DONE, DEPLOYED_BATCH_JOB, send_signal, wait_for_outcome
 
     variables = {"TAG": args.tag, "MODEL_STAGE": args.stage, "INPUT_FILE": args.input, "OUTPUT_FILE": args.output,
                  "OVERWRITE": args.overwrite, "LABEL_COLUMN": args.label_column}
@@ -92,14 +92,14 @@ def run_batch(args: argparse.Namespace) -> int:
             outcome = wait_for_outcome(client, request_id, args.timeout, details=("NOTIFICATION_MESSAGE",
                                                                                   "ERROR_MESSAGE"))
             print(outcome["summary"])
-            return 0 if outcome["end"] == "Batch job done" else 1
+            return 0 if outcome["end_id"] == BATCH_JOB_DONE else 1
     return 0
 
 
 def run_dmn_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from workers.decisions import DecisionError, evaluate_dmn
+    from workers.domain.decisions import DecisionError, evaluate_dmn
 
     try:
         metrics = json.loads(Path(args.input).read_text())
@@ -121,7 +121,7 @@ def run_dmn_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from workers.bridge import submit_model_version
+    from workers.triggers.bridge import submit_model_version
 
     with engine_client() as client:
         instance = submit_model_version(client, args.model_id, args.version)
@@ -132,12 +132,14 @@ def run_submit(args: argparse.Namespace) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from workers.clients.mlflow.registry import ModelNotFound, ModelRegistry
     from workers.config import MlflowSettings
-    from workers.deployments import deployments_of, format_status
-    from workers.registry import ModelNotFound, ModelRegistry
+    from workers.domain.deployments import deployments_of, format_status
 
+    registry = ModelRegistry(load(MlflowSettings))
     try:
-        records = deployments_of(ModelRegistry(load(MlflowSettings)), args.model_id)
+        registry.get_model(args.model_id)
+        records = deployments_of(registry, args.model_id)
     except ModelNotFound as exc:
         print(f"mlc: {exc}", file=sys.stderr)
         return 1
@@ -146,7 +148,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 
 def run_bridge(args: argparse.Namespace) -> int:
-    from workers.bridge import BridgeSettings, serve_bridge
+    from workers.triggers.bridge import BridgeSettings, serve_bridge
 
     return serve_bridge(load(BridgeSettings), load(EngineSettings))
 

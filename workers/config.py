@@ -1,4 +1,4 @@
-"""Settings of the fleet, one pydantic-settings class per system, each with its own env prefix.
+"""Settings of the fleet, one pydantic-settings class per system, each with its own env prefix, all here.
 
 Every class reads, in order of precedence: keyword arguments, the environment, a ``.env`` file, and
 ``NAME_FILE`` variables naming a file that holds the value (Docker and Kubernetes secrets). Build
@@ -12,12 +12,17 @@ import os
 import socket
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlparse
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
+    "DEPLOY_PROCESS",
+    "MODEL_VERSION_CREATED",
+    "TICKET_RESOLVED",
+    "BridgeSettings",
     "ConfigurationError",
     "EngineSettings",
     "FleetSettings",
@@ -25,11 +30,24 @@ __all__ = [
     "LogSettings",
     "MlflowSettings",
     "NotificationSettings",
+    "RuntimeSettings",
+    "S3Settings",
+    "ServiceNowSettings",
+    "Settings",
+    "TrainingSettings",
     "WorkerSettings",
     "load",
 ]
 
 S = TypeVar("S", bound=BaseSettings)
+
+MODEL_VERSION_CREATED = "mlc.model-version-created"
+"""The message that starts Deploy with run test and Jira for a new model version."""
+TICKET_RESOLVED = "mlc.jira-ticket-resolved"
+"""The message that wakes a process waiting for its Jira ticket."""
+DEPLOY_PROCESS = "deploy-with-run-test-and-jira"
+"""The key of the process a new model version starts."""
+_S3_ENDPOINT_VARIABLES = ("MLFLOW_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "MLC_S3_ENDPOINT_URL")
 
 
 class ConfigurationError(Exception):
@@ -58,7 +76,9 @@ class _FileReferenceSource(PydanticBaseSettingsSource):
         return values
 
 
-class _Settings(BaseSettings):
+class Settings(BaseSettings):
+    """The base of every settings class of the fleet: environment, ``.env``, then ``NAME_FILE``."""
+
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_file_encoding="utf-8")
 
     @classmethod
@@ -73,7 +93,7 @@ class _Settings(BaseSettings):
         return init_settings, env_settings, dotenv_settings, _FileReferenceSource(settings_cls)
 
 
-class EngineSettings(_Settings):
+class EngineSettings(Settings):
     """How workers and the CLI reach the Camunda engine (``MLC_ENGINE_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_ENGINE_")
@@ -83,8 +103,13 @@ class EngineSettings(_Settings):
     password: SecretStr | None = Field(None, description="REST password (or MLC_ENGINE_PASSWORD_FILE)")
     request_timeout_s: float = Field(30.0, gt=0, description="timeout of one REST call, long polls excepted")
 
+    @property
+    def cockpit_url(self) -> str:
+        """The engine's web applications (Cockpit, Tasklist) beside its REST API."""
+        return self.url.rsplit("/engine-rest", 1)[0] + "/camunda"
 
-class WorkerSettings(_Settings):
+
+class WorkerSettings(Settings):
     """How one topic's worker fetches, runs and reports tasks (``MLC_WORKER_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_WORKER_")
@@ -101,7 +126,7 @@ class WorkerSettings(_Settings):
     health_port: int = Field(9400, ge=0, le=65535, description="port of /health and /metrics; 0 picks one")
 
 
-class MlflowSettings(_Settings):
+class MlflowSettings(Settings):
     """The MLflow tracking server and model registry (``MLC_MLFLOW_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_MLFLOW_")
@@ -110,7 +135,7 @@ class MlflowSettings(_Settings):
     experiment: str = Field("mlc-manager", description="experiment that holds the fleet's job runs")
 
 
-class JiraSettings(_Settings):
+class JiraSettings(Settings):
     """The Jira that tickets go to (``MLC_JIRA_*``): Cloud (REST v3) or Data Center (REST v2)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_JIRA_")
@@ -125,7 +150,7 @@ class JiraSettings(_Settings):
     timeout_s: float = Field(15.0, gt=0, description="timeout of one Jira call")
 
 
-class NotificationSettings(_Settings):
+class NotificationSettings(Settings):
     """Where notifications go besides the log and the process history (``MLC_NOTIFY_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_NOTIFY_")
@@ -134,7 +159,7 @@ class NotificationSettings(_Settings):
     timeout_s: float = Field(10.0, gt=0, description="timeout of one webhook call")
 
 
-class FleetSettings(_Settings):
+class FleetSettings(Settings):
     """What ``mlc up`` starts locally and where it keeps its state (``MLC_FLEET_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_FLEET_")
@@ -150,13 +175,92 @@ class FleetSettings(_Settings):
     bridge_port: int = Field(8095, ge=1024, le=65000, description="port of the local event bridge")
 
 
-class LogSettings(_Settings):
+class LogSettings(Settings):
     """Log output (``MLC_LOG_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="MLC_LOG_")
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a terminal, else JSON")
+
+
+class RuntimeSettings(Settings):
+    """Where the runtime inventory is (``MLC_RUNTIMES_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_RUNTIMES_")
+
+    file: Path = Field(Path("deploy/runtimes.yaml"), description="the runtime inventory (YAML)")
+
+
+class ServiceNowSettings(Settings):
+    """The ServiceNow instance incidents are opened on (``MLC_SERVICENOW_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_SERVICENOW_")
+
+    url: str = Field("http://127.0.0.1:8093", description="instance URL, e.g. https://acme.service-now.com")
+    user: str = Field("mlc.integration", description="integration user (basic authentication)")
+    password: SecretStr = Field(SecretStr("password"), description="its password (or MLC_SERVICENOW_PASSWORD_FILE)")
+    assignment_group: str | None = Field(None, description="group incidents are assigned to: sys_id or name")
+    caller: str | None = Field(None, description="caller of incidents (caller_id): a user's sys_id or name")
+    urgency: Literal["1", "2", "3"] = Field("3", description="urgency of incidents: 1 high, 2 medium, 3 low")
+    impact: Literal["1", "2", "3"] = Field("3", description="impact of incidents: 1 high, 2 medium, 3 low")
+    timeout_s: float = Field(15.0, gt=0, description="timeout of one ServiceNow call")
+
+
+class TrainingSettings(Settings):
+    """How training jobs run (``MLC_TRAINING_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_TRAINING_")
+
+    env_manager: Literal["local", "virtualenv", "uv", "conda"] = Field(
+        "local", description="the environment a job runs in; local: this worker's Python and packages")
+    timeout_s: float = Field(7200.0, gt=0, description="a job still running after this long counts as failed")
+
+
+class BridgeSettings(Settings):
+    """The event bridge (``MLC_BRIDGE_*``); the secrets may be given as ``MLC_BRIDGE_..._FILE``."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_BRIDGE_")
+
+    host: str = Field("127.0.0.1", description="address the bridge listens on")
+    port: int = Field(8095, ge=0, le=65535, description="port of the bridge; 0 picks a free one")
+    mlflow_webhook_secret: SecretStr | None = Field(
+        None, description="secret of the MLflow webhook (required to serve)")
+    jira_webhook_secret: SecretStr | None = Field(
+        None, description="secret of the Jira webhook (required to serve)")
+    jira_expiration_field: str | None = Field(
+        None, description="id of the ticket's expiration date field, e.g. customfield_10050")
+    start_message: str = Field(MODEL_VERSION_CREATED, description="message that starts the deploy process")
+    resolved_message: str = Field(TICKET_RESOLVED, description="message sent when a ticket is resolved")
+    deploy_process: str = Field(DEPLOY_PROCESS, description="key of the process the start message starts")
+    max_clock_skew_s: float = Field(300.0, gt=0, description="oldest (or newest) MLflow delivery accepted")
+
+
+class S3Settings(Settings):
+    """The object storage ``s3://`` URIs name: an S3-compatible server (MinIO, say) or AWS S3.
+
+    Read from the variables MLflow's artifact store and the AWS tools read, so one environment serves
+    all three: ``MLFLOW_S3_ENDPOINT_URL`` (else ``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL``,
+    ``MLC_S3_ENDPOINT_URL``) and ``AWS_REGION`` (else ``AWS_DEFAULT_REGION``, ``MLC_S3_REGION``).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLC_S3_", extra="ignore", populate_by_name=True, frozen=True)
+
+    endpoint_url: str | None = Field(
+        None, validation_alias=AliasChoices(*_S3_ENDPOINT_VARIABLES),
+        description="http(s) URL of an S3-compatible server; none: AWS S3")
+    region: str | None = Field(None, validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION", "MLC_S3_REGION"),
+                               description="region of the buckets; none: the AWS SDK's default")
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(f"{' or '.join(_S3_ENDPOINT_VARIABLES)}: {url!r} is not an http(s) URL")
+        return url.rstrip("/")
 
 
 def load(settings_class: type[S], **overrides: Any) -> S:

@@ -13,7 +13,7 @@ import structlog
 
 from workers.config import LogSettings
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging"]
 
 
 def configure_logging(settings: LogSettings | None = None) -> None:
@@ -55,6 +55,3 @@ class _StdoutLogger:
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg
 
-
-def get_logger(**context: object) -> structlog.typing.FilteringBoundLogger:
-    return structlog.get_logger("mlc", **context)

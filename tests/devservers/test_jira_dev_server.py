@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import requests
 
-from workers.devservers import jira as jira_module
-from workers.devservers.jira import JiraDevServer, JqlError, adf_to_text, parse_jql, text_to_adf
+from devservers.jira import JiraDevServer, JqlError, adf_to_text, parse_jql, text_to_adf
+from devservers.jira import contract as contract_module
 
 SECRET = "webhook-secret"
 AUTH = ("mlc@example.com", "token")
@@ -615,7 +615,7 @@ def test_documents_convert_to_text_and_back() -> None:
 
 
 def test_start_is_fast_even_with_a_cold_contract() -> None:
-    jira_module._load_contract.cache_clear()
+    contract_module._load_contract.cache_clear()
     began = time.perf_counter()
     with JiraDevServer() as fresh:
         started = time.perf_counter() - began
@@ -623,16 +623,72 @@ def test_start_is_fast_even_with_a_cold_contract() -> None:
     assert started < 3.0
 
 
-def test_missing_contract_names_the_setting(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="MLC_JIRA_CONTRACT"):
-        JiraDevServer(spec_path=tmp_path / "absent.json")
+def test_without_a_contract_it_serves_unchecked_and_says_so_once(tmp_path: Path, caplog, monkeypatch) -> None:
+    monkeypatch.delenv("MLC_JIRA_CONTRACT", raising=False)
+    for absent in (None, tmp_path / "absent.json"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="devservers.jira"), JiraDevServer(spec_path=absent) as bare:
+            assert not bare.checks_requests
+            created = requests.post(f"{bare.url}/rest/api/3/issue", auth=AUTH, json={"fields": {
+                "project": {"key": "MLC"}, "summary": "unchecked", "issuetype": {"name": "Task"}}})
+            assert created.status_code == 201, created.text
+            assert requests.get(f"{bare.url}/rest/api/3/issue/{created.json()['key']}", auth=AUTH).status_code == 200
+            assert requests.get(f"{bare.url}/rest/api/3/no/such/thing", auth=AUTH).status_code == 400
+            assert bare.requests_log()[0]["contract"] == "unchecked"
+        warnings = [r.getMessage() for r in caplog.records if "not checked against the contract" in r.getMessage()]
+        assert len(warnings) == 1
+        assert ("MLC_JIRA_CONTRACT is not set" if absent is None else str(absent)) in warnings[0]
+
+
+def test_its_own_routes_match_the_contract_it_checks_against(jira: JiraDevServer) -> None:
+    """routes.json, what the server routes by without the contract, is the contract's own paths."""
+    routes = json.loads((REPO_ROOT / "devservers/jira/routes.json").read_text())
+    contract_paths = jira.contract.document["paths"]
+    for path, methods in routes["paths"].items():
+        for method, operation in methods.items():
+            assert contract_paths[path][method]["operationId"] == operation["operationId"], (method, path)
+            assert contract_paths[path][method].get("parameters", []) == operation["parameters"], (method, path)
+    from devservers.jira.app import _OPERATIONS
+    from devservers.jira.contract import SUPPLEMENT_PATHS
+
+    routed = {op["operationId"] for methods in [*routes["paths"].values(), *SUPPLEMENT_PATHS.values()]
+              for op in methods.values()}
+    assert routed == set(_OPERATIONS)
+
+
+def test_tickets_outlive_a_restart_on_the_same_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "jira-state.json"
+    fields = {"project": {"key": "MLC"}, "summary": "kept", "issuetype": {"name": "Task"}, "labels": ["mlc"]}
+    with JiraDevServer(state_file=state) as first:
+        key = requests.post(f"{first.url}/rest/api/3/issue", auth=AUTH, json={"fields": fields}).json()["key"]
+        first.transition(key, "Done")
+        comment = requests.post(f"{first.url}/rest/api/3/issue/{key}/comment", auth=AUTH,
+                                json={"body": text_to_adf("looks good")})
+        assert comment.status_code == 201
+        before = json.dumps(first.issues()).replace(first.url, "BASE")
+    with JiraDevServer(state_file=state) as second:
+        assert json.loads(json.dumps(second.issues()).replace(second.url, "BASE")) == json.loads(before)
+        again = requests.post(f"{second.url}/rest/api/3/issue", auth=AUTH, json={"fields": fields}).json()["key"]
+        assert again != key and int(again.split("-")[1]) == int(key.split("-")[1]) + 1
+        search = requests.get(f"{second.url}/rest/api/3/search/jql", auth=AUTH,
+                              params={"jql": "labels = mlc AND status = Done", "fields": "summary"})
+        assert [issue["key"] for issue in search.json()["issues"]] == [key]
+
+
+def test_a_state_file_that_cannot_be_read_back_is_an_error_naming_it(tmp_path: Path) -> None:
+    from devservers.serving import StateFileError
+
+    broken = tmp_path / "jira-state.json"
+    broken.write_text("{not json")
+    with pytest.raises(StateFileError, match=str(broken)):
+        JiraDevServer(state_file=broken)
 
 
 def test_command_line_serves_until_sigterm() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "workers.devservers.jira", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "devservers.jira", "--port", str(port)],
                                cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

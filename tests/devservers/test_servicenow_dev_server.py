@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import free_port
-from workers.devservers.servicenow import (
+from devservers.servicenow import (
     CONTRACT_PATH,
     QueryError,
     ServiceNowDevServer,
     parse_query,
     reference_id,
 )
+from tests.conftest import free_port
 
 AUTH = ("mlc.integration", "password")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -373,15 +373,38 @@ def test_concurrent_creates_get_distinct_numbers(sn: ServiceNowDevServer) -> Non
 
 
 def test_the_contract_is_a_valid_openapi_document() -> None:
-    validator = pytest.importorskip("openapi_spec_validator")
-    validator.validate(json.loads(CONTRACT_PATH.read_text(encoding="utf-8")))
+    from openapi_spec_validator import validate
+
+    validate(json.loads(CONTRACT_PATH.read_text(encoding="utf-8")))
+
+
+def test_incidents_outlive_a_restart_on_the_same_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "servicenow-state.json"
+    with ServiceNowDevServer(state_file=state) as first:
+        created = create(first, correlation_id="mlc-task-1")
+        requests.patch(f"{table(first)}/{created['sys_id']}", auth=AUTH, json={"work_notes": "looked at it"})
+        before = first.incidents()
+    with ServiceNowDevServer(state_file=state) as second:
+        assert second.incidents() == before
+        found = requests.get(table(second), auth=AUTH, params={"sysparm_query": "correlation_id=mlc-task-1"})
+        assert [row["number"] for row in found.json()["result"]] == [created["number"]]
+        assert create(second)["number"] != created["number"]
+
+
+def test_a_broken_state_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    from devservers.serving import StateFileError
+
+    broken = tmp_path / "servicenow-state.json"
+    broken.write_text('{"incidents": {"x": {}}, "journals": {}, "next_number": 1}')
+    with pytest.raises(StateFileError, match="every incident needs a journal"):
+        ServiceNowDevServer(state_file=broken)
 
 
 def test_command_line_serves_until_sigterm() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLC_SERVICENOW_USER": "cli",
            "MLC_SERVICENOW_PASSWORD": "secret"}
-    process = subprocess.Popen([sys.executable, "-m", "workers.devservers.servicenow", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "devservers.servicenow", "--port", str(port)],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20

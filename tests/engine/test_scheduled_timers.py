@@ -7,7 +7,7 @@ import pytest
 from tests.conftest import REPO, free_port
 from workers.config import EngineSettings, FleetSettings
 from workers.engine import EngineClient
-from workers.fleet import engine_process
+from workers.fleet.processes import engine_process
 
 pytestmark = pytest.mark.engine
 

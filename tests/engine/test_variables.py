@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -28,7 +28,7 @@ def test_json_serialized_objects_are_decoded():
 
 
 def test_dates_use_the_engine_format():
-    encoded = encode_variables({"at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=timezone.utc)})
+    encoded = encode_variables({"at": datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)})
     assert encoded["at"] == {"value": "2026-01-02T03:04:05.678+0000", "type": "Date"}
 
 

@@ -253,7 +253,9 @@ REFUSING_PROCESS = b"""<?xml version="1.0" encoding="UTF-8"?>
     <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="work"/>
     <bpmn:serviceTask id="work" camunda:type="external" camunda:topic="${topicName}"/>
     <bpmn:sequenceFlow id="f2" sourceRef="work" targetRef="route"/>
-    <bpmn:scriptTask id="route" scriptFormat="groovy"><bpmn:script>NO_SUCH_VARIABLE.size()</bpmn:script></bpmn:scriptTask>
+    <bpmn:scriptTask id="route" scriptFormat="groovy">
+      <bpmn:script>NO_SUCH_VARIABLE.size()</bpmn:script>
+    </bpmn:scriptTask>
     <bpmn:sequenceFlow id="f3" sourceRef="route" targetRef="end"/>
     <bpmn:endEvent id="end"/>
   </bpmn:process>

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from devservers.jira import JiraDevServer
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
-from workers.bridge import BridgeServer, BridgeSettings, submit_model_version
-from workers.config import MlflowSettings
-from workers.devservers.jira import JiraDevServer
-from workers.mlserver import MlserverClient, pandas_inputs
-from workers.sample_model import register_sample_model
+from workers.clients.mlserver import MlserverClient, pandas_inputs
+from workers.config import BridgeSettings, MlflowSettings
+from workers.fleet.sample import register_sample_model
+from workers.triggers.bridge import BridgeServer, submit_model_version
 
 pytestmark = pytest.mark.engine
 SERVICE = "cancer-screening"
@@ -184,8 +184,9 @@ def test_a_version_is_promoted_stage_by_stage_with_a_review_for_each(engine, wor
     version = new_version(mlflow_settings, sample, jira="true", promote_to="prod")
     instance = submit_model_version(engine, sample.name, version)
     for stage in ("DEV", "PROD"):
-        review = wait_for(lambda: [i for i in jira.issues() if i["fields"]["summary"] ==
-                                   f"Review: {sample.name} version {version} for {stage}"], timeout_s=120)[0]
+        summary = f"Review: {sample.name} version {version} for {stage}"
+        review = wait_for(lambda s=summary: [i for i in jira.issues() if i["fields"]["summary"] == s],
+                          timeout_s=120)[0]
         resolve(engine, jira, review["key"], "Done")
     entry = finished_instance(engine, instance["id"], timeout_s=180)
     variables = variables_of(engine, instance["id"])
@@ -197,8 +198,8 @@ def test_a_version_is_promoted_stage_by_stage_with_a_review_for_each(engine, wor
 
 
 def test_a_missed_webhook_is_covered_by_the_slow_poll(engine, workers, jira):
+    from workers.clients.jira import JiraClient
     from workers.config import JiraSettings
-    from workers.jira import JiraClient
 
     key = JiraClient(JiraSettings(url=jira.url)).create_issue("Review: poll me", "a ticket", ["mlc"])["key"]
     jira.transition(key, "Done")  # resolved before anyone waits: the webhook finds no waiting process

@@ -17,7 +17,8 @@ def test_rest_api_requires_credentials_when_auth_is_on(engine_settings):
     response = requests.get(f"{engine_settings.url}/process-definition", timeout=10)
     assert response.status_code == 401
     with pytest.raises(EngineAuthError):
-        EngineClient(EngineSettings(url=engine_settings.url, user="intruder", password="wrong")).get("/process-definition")
+        intruder = EngineSettings(url=engine_settings.url, user="intruder", password="wrong")
+        EngineClient(intruder).get("/process-definition")
 
 
 def test_unchanged_files_are_not_deployed_again(engine):

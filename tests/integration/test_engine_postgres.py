@@ -15,7 +15,7 @@ from tests.conftest import FIXTURES, REPO, free_port
 from tests.support import finished_instance, make_topic, running_loop, start_harness_check, unique_topic
 from workers.config import EngineSettings, FleetSettings
 from workers.engine import EngineClient
-from workers.fleet import engine_process
+from workers.fleet.processes import engine_process
 
 pytestmark = pytest.mark.engine
 

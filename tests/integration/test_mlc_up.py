@@ -17,9 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.engine
 def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_cleanly(tmp_path):
+    """As from a plain clone: no Jira contract anywhere (the tests' MLC_JIRA_CONTRACT is taken away)."""
     base_port = free_port_block(len(TOPICS))  # one health port per worker
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
         "MLC_FLEET_HOME": str(tmp_path / "fleet"),
         "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
         "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
@@ -47,3 +48,7 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
     for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "servicenow-dev.log",
                 "worker-deploy-model.log", "worker-run-batch-job.log"):
         assert (tmp_path / "fleet" / "logs" / log).exists(), log
+    jira_log = (tmp_path / "fleet" / "logs" / "jira-dev.log").read_text()
+    assert jira_log.count("requests are routed but not checked against the contract") == 1
+    # the development servers keep their tickets in the fleet home
+    assert {path.name for path in (tmp_path / "fleet" / "devservers").iterdir()} >= {"jira.json"}

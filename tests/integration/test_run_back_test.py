@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from devservers.servicenow import ServiceNowDevServer
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
 from workers.config import EngineSettings, MlflowSettings
-from workers.devservers.servicenow import ServiceNowDevServer
 from workers.engine import EngineClient
-from workers.fleet import ManagedProcess
-from workers.local_fleet import run_back_test
-from workers.signals import find_instance
+from workers.fleet.local import run_back_test
+from workers.fleet.processes import ManagedProcess
+from workers.triggers.signals import find_instance
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[2]
@@ -40,7 +40,7 @@ def workers(engine_settings: EngineSettings, mlflow_settings: MlflowSettings, ji
 
 @pytest.fixture(scope="module")
 def sample(mlflow_settings: MlflowSettings):
-    from workers.sample_model import register_sample_model
+    from workers.fleet.sample import register_sample_model
 
     return register_sample_model(mlflow_settings)
 
@@ -106,6 +106,27 @@ def test_mlc_backtest_command_sends_the_seeds_signal(engine_settings, workers, s
     assert "Back test passed" in result.stdout
 
 
+@pytest.mark.parametrize("input_file, end", [("drifted", "Back test failed"), ("missing", "Job failed")])
+def test_mlc_backtest_wait_exits_non_zero_when_the_back_test_did_not_pass(engine_settings, workers, sample,
+                                                                          tmp_path, input_file, end):
+    environment = {"MLC_ENGINE_URL": engine_settings.url, "MLC_ENGINE_USER": engine_settings.user,
+                   "MLC_ENGINE_PASSWORD": engine_settings.password.get_secret_value()}
+    path = sample.drifted_data_uri if input_file == "drifted" else str(tmp_path / "nowhere.csv")
+    result = subprocess.run([sys.executable, "-m", "workers", "backtest", sample.name, "--input", path, "--wait",
+                             "--timeout", "180"], env={**os.environ, **environment}, capture_output=True, text=True,
+                            timeout=240)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert end in result.stdout
+
+
+def test_mlc_status_of_an_unknown_model_is_an_error(mlflow_settings, monkeypatch, capsys):
+    from workers.cli import main
+
+    monkeypatch.setenv("MLC_MLFLOW_TRACKING_URI", mlflow_settings.tracking_uri)
+    assert main(["status", "no-such-model-anywhere"]) == 1
+    assert "no-such-model-anywhere" in capsys.readouterr().err
+
+
 @pytest.fixture(scope="module")
 def bare_model(sample, mlflow_settings: MlflowSettings):
     """The sample's weights logged again in a run of their own, with no test data or criteria beside them."""
@@ -164,7 +185,7 @@ CRON_PROCESS = "cron-triggered-back-test"
 
 def scheduled_model(mlflow_settings: MlflowSettings, name: str, schedule: str, **tags: str) -> str:
     """A deployed sample model whose version in service has ``schedule.backtest = schedule``."""
-    from workers.sample_model import register_sample_model
+    from workers.fleet.sample import register_sample_model
 
     model = register_sample_model(mlflow_settings, name=name, service="cc-fraud")
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)

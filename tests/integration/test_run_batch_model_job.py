@@ -9,11 +9,11 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
+from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import MlflowSettings
-from workers.deployments import record_deployment
-from workers.registry import ModelRegistry
-from workers.sample_model import register_sample_model
-from workers.signals import DEPLOYED_BATCH_JOB, find_instance, send_signal
+from workers.domain.deployments import record_deployment
+from workers.fleet.sample import register_sample_model
+from workers.triggers.signals import DEPLOYED_BATCH_JOB, find_instance, send_signal
 
 pytestmark = pytest.mark.engine
 SERVICE = "batch-scoring"
@@ -112,10 +112,17 @@ def test_mlc_batch_sends_the_signal_and_waits_for_the_outcome(engine, engine_set
     rows.head(50).to_csv(tmp_path / "input.csv", index=False)
     monkeypatch.setenv("MLC_ENGINE_URL", engine_settings.url)
     monkeypatch.setenv("MLC_ENGINE_USER", engine_settings.user or "")
-    monkeypatch.setenv("MLC_ENGINE_PASSWORD", engine_settings.password.get_secret_value() if engine_settings.password else "")
+    password = engine_settings.password.get_secret_value() if engine_settings.password else ""
+    monkeypatch.setenv("MLC_ENGINE_PASSWORD", password)
     code = main(["batch", SERVICE, "--stage", "DEV", "--input", str(tmp_path / "input.csv"),
                  "--output", str(tmp_path / "scores.csv"), "--wait", "--timeout", "180"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "Batch job done" in printed and "50 rows" in printed
+
+    code = main(["batch", SERVICE, "--stage", "DEV", "--input", str(tmp_path / "nowhere.csv"),
+                 "--output", str(tmp_path / "never.csv"), "--wait", "--timeout", "180"])
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "Batch job failed" in printed and "nowhere.csv" in printed
     assert len(pd.read_csv(tmp_path / "scores.csv")) == 50

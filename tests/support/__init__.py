@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from workers import TaskContext, TaskInput, TaskOutput, Topic
-from pathlib import Path
+import yaml
 
+from workers import TaskContext, TaskInput, TaskOutput, Topic
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, WorkerSettings
+from workers.domain.runtimes import Runtime
 from workers.engine import EngineClient
-from workers.fleet import ManagedProcess, worker_process
+from workers.fleet.local import LocalFleet
+from workers.fleet.processes import ManagedProcess, worker_process
 from workers.harness import TaskLoop
-from workers.local_fleet import LocalFleet
 from workers.topics import TOPICS
 
 
@@ -121,7 +123,7 @@ def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[st
 def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_url: str,
                   **environment: str) -> Iterator[list[ManagedProcess]]:
     """Every topic's worker as its own process, configured the way `mlc up` configures them."""
-    from tests.conftest import REPO, free_port
+    from tests.conftest import REPO, free_port_block
 
     fleet = FleetSettings(home=home)
     env = {
@@ -131,7 +133,9 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         "PYTHONPATH": str(REPO),
         **environment,
     }
-    processes = [worker_process(topic, fleet, free_port(), env) for topic in sorted(TOPICS)]
+    # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds
+    base_port = free_port_block(len(TOPICS))
+    processes = [worker_process(topic, fleet, base_port + index, env) for index, topic in enumerate(sorted(TOPICS))]
     try:
         for process in processes:
             process.start(timeout_s=120)
@@ -139,3 +143,12 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
     finally:
         for process in processes:
             process.stop()
+
+
+def write_inventory(path: Path, stages: Sequence[str], runtimes: Sequence[Runtime]) -> Path:
+    """Write a runtime inventory file at ``path`` (as ``deploy/runtimes.yaml`` is written); returns it."""
+    path.write_text(yaml.safe_dump({
+        "stages": list(stages),
+        "runtimes": [runtime.model_dump(mode="json", exclude_defaults=True) for runtime in runtimes],
+    }), encoding="utf-8")
+    return path

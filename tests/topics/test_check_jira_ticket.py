@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from workers.clients.jira import JiraClient
 from workers.config import JiraSettings
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.jira import JiraClient
-from workers.outcomes import BusinessError, FatalError, RetryableError
 from workers.topics.check_jira_ticket import TOPIC, TicketQuery, make_handler
 
 EXPIRATION_FIELD = "customfield_10050"

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.topics.test_send_notification import task
+from workers.clients.jira import JiraClient, JiraRejected, adf_document
 from workers.config import JiraSettings
-from workers.jira import JiraClient, JiraRejected, adf_document
-from workers.outcomes import FatalError, RetryableError
-from workers.topics.create_jira import TicketInput, make_handler
+from workers.domain.tickets import TicketInput
+from workers.harness.outcomes import FatalError, RetryableError
+from workers.topics.create_jira import make_handler
 
 DATA = TicketInput(
     TICKET_KIND="back-test-failed",

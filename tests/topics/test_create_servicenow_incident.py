@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import tenacity
 
+from devservers.servicenow import ServiceNowDevServer, reference_id
 from tests.conftest import free_port
 from tests.topics.test_create_jira import DATA
 from tests.topics.test_send_notification import task
-from workers.config import ConfigurationError, load
-from workers.devservers.servicenow import ServiceNowDevServer, reference_id
-from workers.outcomes import FatalError, RetryableError
-from workers.servicenow import ServiceNowClient, ServiceNowRejected, ServiceNowSettings
+from workers.clients.servicenow import ServiceNowClient, ServiceNowRejected
+from workers.config import ConfigurationError, ServiceNowSettings, load
+from workers.harness.outcomes import FatalError, RetryableError
 from workers.topics import create_jira
 from workers.topics.create_servicenow_incident import TOPIC, make_handler
 

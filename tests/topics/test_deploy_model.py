@@ -13,14 +13,15 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from tests.support import write_inventory
+from workers.clients.mlflow.registry import ModelRegistry
+from workers.clients.mlserver import MlserverClient, pandas_inputs
 from workers.config import MlflowSettings
-from workers.deployments import batch_deployment, deployments_of, format_status
+from workers.domain.deployments import batch_deployment, deployments_of, format_status
+from workers.domain.runtimes import Runtime
+from workers.fleet.sample import SampleModel, register_sample_model
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.mlserver import MlserverClient, pandas_inputs
-from workers.outcomes import BusinessError, FatalError, RetryableError
-from workers.registry import ModelRegistry
-from workers.runtimes import Runtime, RuntimeInventory
-from workers.sample_model import SampleModel, register_sample_model
 from workers.topics.deploy_model import DeployModelInput, make_handler, served_name
 
 SERVICE = "deploy-tests"
@@ -64,13 +65,13 @@ def sample(mlflow_settings: MlflowSettings) -> SampleModel:
 
 
 @pytest.fixture(scope="module")
-def inventory(mlserver) -> RuntimeInventory:
-    return RuntimeInventory(("DEV", "SIT", "UAT", "PROD"), [
+def inventory(mlserver, tmp_path_factory) -> Path:
+    return write_inventory(tmp_path_factory.mktemp("inventory") / "runtimes.yaml", ("DEV", "SIT", "UAT", "PROD"), [
         Runtime(name="t-dev-batch", stage="DEV", service_tags=(SERVICE,)),
         Runtime(name="t-sit-batch", stage="SIT", service_tags=(SERVICE,)),
         Runtime(name="t-dev-online", stage="DEV", service_tags=(SERVICE,), endpoints=(mlserver.endpoint,),
                 model_repository=mlserver.repository),
-    ], source="test inventory")
+    ])
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
     assert outputs[0].shape == (20, 1)
     predictions = outputs[0].data
     assert set(predictions) <= {0, 1}
-    assert sum(p == label for p, label in zip(predictions, test_rows["label"])) >= 18
+    assert sum(p == label for p, label in zip(predictions, test_rows["label"], strict=True)) >= 18
 
     # the same version again: no second load
     loads = len(CountingClient.loads)
@@ -216,12 +217,13 @@ def test_a_version_without_model_files_fails_to_deploy(handler, registry, sample
 
 
 def test_batch_deployment_picks_the_most_recent_batch_version_for_tag_and_stage(handler, registry, sample,
-                                                                                mlflow_settings):
+                                                                                mlflow_settings, tmp_path):
     service = f"{SERVICE}-{uuid.uuid4().hex[:6]}"
     first = copy_of_sample(mlflow_settings, sample, versions=2, service=service)
     second = copy_of_sample(mlflow_settings, sample, service=service)
-    inventory = RuntimeInventory(("DEV", "SIT"), [Runtime(name="b-dev", stage="DEV", service_tags=(service,)),
-                                                  Runtime(name="b-sit", stage="SIT", service_tags=(service,))])
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV", "SIT"), [
+        Runtime(name="b-dev", stage="DEV", service_tags=(service,)),
+        Runtime(name="b-sit", stage="SIT", service_tags=(service,))])
     deploy_batch = make_handler(mlflow_settings, inventory)
     assert batch_deployment(registry, service, "DEV") is None
 
@@ -239,10 +241,10 @@ def test_batch_deployment_picks_the_most_recent_batch_version_for_tag_and_stage(
     assert batch_deployment(registry, SERVICE + "-none", "DEV") is None
 
 
-def test_unknown_runtime_or_stage_mismatch_is_fatal(handler, sample):
+def test_unknown_runtime_or_stage_mismatch_is_fatal(handler, sample, inventory):
     with pytest.raises(FatalError) as error:
         handler(deploy(sample.name, sample.version, "nowhere"), task())
-    assert error.value.message == ("unknown runtime 'nowhere' (inventory test inventory); "
+    assert error.value.message == (f"unknown runtime 'nowhere' (inventory {inventory}); "
                                    "the runtimes are t-dev-batch, t-sit-batch, t-dev-online")
     with pytest.raises(FatalError, match="runtime t-sit-batch is in stage SIT, not MODEL_STAGE DEV"):
         handler(deploy(sample.name, sample.version, "t-sit-batch", MODEL_STAGE="dev"), task())
@@ -256,8 +258,9 @@ def test_unknown_version_fails_the_deployment(handler, sample):
 
 
 def test_unreachable_mlserver_is_retryable(mlflow_settings, sample, tmp_path):
-    inventory = RuntimeInventory(("DEV",), [Runtime(name="down", stage="DEV", service_tags=(SERVICE,),
-                                                    endpoints=("http://127.0.0.1:9",), model_repository=tmp_path)])
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
+        Runtime(name="down", stage="DEV", service_tags=(SERVICE,), endpoints=("http://127.0.0.1:9",),
+                model_repository=tmp_path)])
     with pytest.raises(RetryableError, match="MLServer at http://127.0.0.1:9 unreachable"):
         make_handler(mlflow_settings, inventory)(deploy(sample.name, sample.version, "down"), task())
 
@@ -267,3 +270,18 @@ def mlflow_download(settings: MlflowSettings, uri: str) -> Path:
 
     return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tempfile.mkdtemp(),
                                                     tracking_uri=settings.tracking_uri))
+
+
+def test_a_runtime_added_to_the_inventory_is_deployed_to_without_a_restart(mlflow_settings, sample, tmp_path,
+                                                                            registry):
+    service = f"{SERVICE}-{uuid.uuid4().hex[:6]}"
+    name = copy_of_sample(mlflow_settings, sample, service=service)
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
+        Runtime(name="first", stage="DEV", service_tags=(service,))])
+    deploy_batch = make_handler(mlflow_settings, inventory)
+    with pytest.raises(FatalError, match="unknown runtime 'added'"):
+        deploy_batch(deploy(name, "1", "added"), task())
+    write_inventory(inventory, ("DEV",), [Runtime(name="first", stage="DEV", service_tags=(service,)),
+                                          Runtime(name="added", stage="DEV", service_tags=(service,))])
+    deploy_batch(deploy(name, "1", "added"), task())
+    assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "DEV")) == (name, "1")

@@ -9,10 +9,10 @@ import pytest
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
 from workers.config import MlflowSettings
-from workers.decisions import DecisionError, deploy_dmn, evaluate_dmn, prepare_dmn, read_dmn
+from workers.domain.decisions import DecisionError, deploy_dmn, evaluate_dmn, prepare_dmn, read_dmn
 from workers.engine import EngineClient
+from workers.harness.outcomes import BusinessError, FatalError
 from workers.harness.topic import TaskContext, Topic
-from workers.outcomes import BusinessError, FatalError
 from workers.topics.evaluate_dmn import TOPIC, EvaluateDmnInput, EvaluateDmnOutput, make_handler
 
 pytestmark = pytest.mark.engine

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.topics.test_send_notification import task
-from workers.outcomes import BusinessError
-from workers.runtimes import InventoryError
+from workers.domain.runtimes import InventoryError
+from workers.harness.outcomes import BusinessError
 from workers.topics.find_runtimes import FindRuntimesInput, make_handler
 
 INVENTORY = """
@@ -78,7 +78,8 @@ def test_a_promotion_target_before_the_stage_is_refused(inventory):
 
 
 def test_promotion_moves_to_the_next_stage_of_the_inventory(inventory):
-    from workers.topics.promote_stage import PromoteInput, make_handler as promote
+    from workers.topics.promote_stage import PromoteInput
+    from workers.topics.promote_stage import make_handler as promote
 
     output = promote(inventory)(PromoteInput(MODEL_STAGE="dev", PROMOTE_TO="PROD"), task())
     assert (output.model_stage, output.promoted_from_stage) == ("PROD", "DEV")
@@ -88,7 +89,8 @@ def test_promotion_moves_to_the_next_stage_of_the_inventory(inventory):
 
 
 def test_promotion_from_a_stage_the_inventory_lacks_is_refused(inventory):
-    from workers.topics.promote_stage import PromoteInput, make_handler as promote
+    from workers.topics.promote_stage import PromoteInput
+    from workers.topics.promote_stage import make_handler as promote
 
     with pytest.raises(BusinessError) as error:
         promote(inventory)(PromoteInput(MODEL_STAGE="qa", PROMOTE_TO="PROD"), task())
@@ -96,7 +98,7 @@ def test_promotion_from_a_stage_the_inventory_lacks_is_refused(inventory):
 
 
 def test_an_inventory_broken_since_the_worker_started_is_an_incident(inventory):
-    from workers.outcomes import FatalError
+    from workers.harness.outcomes import FatalError
 
     handler = make_handler(inventory)
     inventory.write_text("stages: [DEV\n")

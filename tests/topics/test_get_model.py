@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from workers.config import MlflowSettings
+from workers.fleet.sample import SampleModel, register_sample_model, sample_training_project
+from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.outcomes import BusinessError, RetryableError
-from workers.sample_model import SampleModel, register_sample_model, sample_training_project
 from workers.topics.get_model import TOPIC, GetModelInput, make_handler
 
 SAMPLE = "get-model-tests-sample"

@@ -16,12 +16,12 @@ import yaml
 from mlflow import MlflowClient
 
 from tests.topics.test_deploy_model import ProgressLog, copy_of_sample
+from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import MlflowSettings
+from workers.domain.runtimes import Runtime, RuntimeInventory
+from workers.fleet.sample import SampleModel, register_sample_model
+from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.outcomes import BusinessError, RetryableError
-from workers.registry import ModelRegistry, RegistryUnavailable
-from workers.runtimes import Runtime, RuntimeInventory
-from workers.sample_model import SampleModel, register_sample_model
 from workers.topics import deploy_model, get_batch_deployment, get_compatible_runtime, run_batch_job
 from workers.topics.run_batch_job import BatchJobOutput
 

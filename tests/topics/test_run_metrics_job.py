@@ -17,14 +17,15 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
+from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import MlflowSettings
+from workers.domain.metrics import NOT_COMPUTED
+from workers.fleet.sample import SampleModel, register_sample_model, sample_criteria
+from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.outcomes import BusinessError, RetryableError
-from workers.registry import ModelRegistry
-from workers.sample_model import SampleModel, register_sample_model, sample_criteria
 from workers.topics import get_model as get_model_topic
 from workers.topics import run_metrics_job
-from workers.topics.run_metrics_job import NOT_COMPUTED, MetricsJobInput, make_handler
+from workers.topics.run_metrics_job import MetricsJobInput, make_handler
 
 SAMPLE = "metrics-tests-sample"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -94,6 +95,23 @@ def register_saved_model(settings: MlflowSettings, save: Any, name: str) -> str:
 
 
 # -- metrics ---------------------------------------------------------------------------------------
+
+
+def test_a_redelivered_task_finds_its_metrics_run_instead_of_making_another(run_job, sample, mlflow_settings):
+    """The engine restarted after the run was recorded but before the completion arrived."""
+    delivery = task(ProgressLog())
+    first = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
+    again = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
+    assert again == first
+    assert ("metrics recorded by an earlier delivery of this task", {"run_id": first.metrics_run_id}) \
+        in delivery.log.events
+    client = MlflowClient(mlflow_settings.tracking_uri)
+    experiment = client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
+    runs = client.search_runs([experiment], f"tags.`mlc.task_id` = '{delivery.task_id}'")
+    assert [run.info.run_id for run in runs] == [first.metrics_run_id]
+    other = run_job(job(SAMPLE, sample.version, sample.test_data_uri), task())
+    assert other.metrics_run_id != first.metrics_run_id
+
 
 
 def test_metrics_of_the_sample_on_its_test_data_are_recorded(run_job, sample, mlflow_settings, tmp_path):
@@ -354,7 +372,7 @@ def test_a_job_that_cannot_run_takes_the_modelled_error_path(engine, engine_sett
 
 @pytest.mark.engine
 def test_the_sample_criteria_pass_its_test_data_and_fail_its_drifted_data(engine, run_job, sample, local_data):
-    from workers.decisions import evaluate_dmn  # the evaluate-dmn topic's way of running criteria
+    from workers.domain.decisions import evaluate_dmn  # the evaluate-dmn topic's way of running criteria
 
     passed = evaluate_dmn(sample_criteria(), run_job(job(SAMPLE, sample.version, local_data["test"]), task()).metrics,
                           engine)

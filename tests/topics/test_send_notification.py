@@ -9,10 +9,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from workers.clients.notifications import Notifier
 from workers.config import NotificationSettings
+from workers.harness.outcomes import FatalError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.notifications import Notifier
-from workers.outcomes import FatalError, RetryableError
 from workers.topics.send_notification import NotificationInput, make_handler
 
 

@@ -8,11 +8,11 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.topics.test_send_notification import task
-from workers.outcomes import BusinessError
-from workers.registry import ModelRegistry
-from workers.sample_model import register_sample_model
+from workers.clients.mlflow.registry import ModelRegistry
+from workers.config import TrainingSettings
+from workers.fleet.sample import register_sample_model
+from workers.harness.outcomes import BusinessError
 from workers.topics import check_training_job, inspect_model_version, start_training_job
-from workers.training import TrainingSettings
 
 
 @pytest.fixture(scope="module")

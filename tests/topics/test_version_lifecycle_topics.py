@@ -8,8 +8,8 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.topics.test_send_notification import task
-from workers.outcomes import BusinessError, FatalError
-from workers.sample_model import register_sample_model
+from workers.fleet.sample import register_sample_model
+from workers.harness.outcomes import BusinessError, FatalError
 from workers.topics import copy_schedules, inspect_model_version, set_expiration_date
 
 

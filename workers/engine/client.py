@@ -170,9 +170,6 @@ class EngineClient(ExternalTaskClient):
 
     # -- deployments, processes, events ----------------------------------------------------------
 
-    def engine_names(self) -> list[str]:
-        return [engine["name"] for engine in self._json("GET", "/engine")]
-
     def deploy(
         self, name: str, files: Mapping[str, bytes | str], *, changed_only: bool = True, source: str = "mlc"
     ) -> dict[str, Any]:

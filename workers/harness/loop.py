@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -30,10 +30,10 @@ from workers.config import WorkerSettings
 from workers.engine.client import EngineClient
 from workers.engine.errors import EngineBadRequest, EngineError, EngineServerError, EngineUnavailable
 from workers.engine.variables import decode_variables
-from workers.harness.reporting import RetryPolicy, describe_invalid_input, report, result_for_error
+from workers.harness.outcomes import FatalError
+from workers.harness.reporting import RetryPolicy, describe_invalid_input, fit_message, report, result_for_error
 from workers.harness.telemetry import WorkerMetrics, WorkerState
 from workers.harness.topic import TaskContext, Topic
-from workers.outcomes import FatalError
 
 __all__ = ["TaskLoop"]
 
@@ -49,7 +49,6 @@ class _HeldTask:
     lost: bool = False
     abandoned: bool = False
     done: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class TaskLoop:
@@ -236,7 +235,7 @@ class TaskLoop:
         Reporting again after the lock expired would be refused the same way, for ever, unseen.
         """
         message = f"the engine refused this task's result: {error.message}"
-        self.client.failure(held.task_id, message[:4000], traceback.format_exc(), 0, 0)
+        self.client.failure(held.task_id, fit_message(message), f"{message}\n\n{traceback.format_exc()}", 0, 0)
         self.metrics.failed.labels(topic=self.topic.name, kind="incident").inc()
         log.error("the engine refused the task's result; reported as an incident", error=error.message)
 

@@ -10,16 +10,21 @@ import traceback
 from dataclasses import dataclass
 
 import tenacity
-
 from camunda.external_task.external_task import ExternalTask, TaskResult
 from pydantic import ValidationError
 
 from workers.engine.client import EngineClient
 from workers.engine.errors import EngineServerError
-from workers.outcomes import BusinessError, FatalError, TaskOutcome
+from workers.harness.outcomes import BusinessError, FatalError, TaskOutcome
 
-__all__ = ["CONCURRENT_UPDATE_RETRY", "RetryPolicy", "describe_invalid_input", "is_concurrent_update", "report",
-           "result_for_error"]
+__all__ = ["CONCURRENT_UPDATE_RETRY", "MESSAGE_LIMIT", "RetryPolicy", "describe_invalid_input", "fit_message",
+           "is_concurrent_update", "report", "result_for_error"]
+
+MESSAGE_LIMIT = 3_900
+"""Characters of an error message the engine is sent. It stores failure and incident messages in
+``varchar(4000)`` columns and refuses the whole report when one is longer; the full text goes in the
+error details, which it keeps as a byte array."""
+_CUT = " … (cut; the full text is in the error details)"
 
 
 @dataclass(frozen=True)
@@ -43,16 +48,32 @@ def describe_invalid_input(topic: str, error: ValidationError) -> str:
     return f"{topic}: invalid process variables: {problems}"
 
 
+def fit_message(message: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``message`` cut to what the engine stores, saying that it was cut."""
+    return message if len(message) <= limit else message[:limit - len(_CUT)] + _CUT
+
+
 def result_for_error(task: ExternalTask, error: BaseException, policy: RetryPolicy) -> TaskResult:
+    """The result reporting ``error``: a BPMN error, a failure with retries left, or an incident.
+
+    Messages are cut to :data:`MESSAGE_LIMIT` with the whole text kept first in the details; the failure
+    that leaves no retries sets no retry timeout, so an operator's retry of the incident runs at once.
+    """
     if isinstance(error, BusinessError):
-        return task.bpmn_error(error.code, error.message, error.variables)
-    details = "".join(traceback.format_exception(error))
-    if isinstance(error, FatalError):
-        return TaskResult.failure(task, error_message=error.message, error_details=details, retries=0, retry_timeout=0)
+        return task.bpmn_error(error.code, fit_message(error.message), error.variables)
     message = str(error) or type(error).__name__
     if not isinstance(error, TaskOutcome):
         message = f"{type(error).__name__}: {message}"
-    return task.failure(message, details, policy.max_retries, policy.timeout_ms(task))
+    details = "".join(traceback.format_exception(error))
+    if len(message) > MESSAGE_LIMIT:
+        details = f"{message}\n\n{details}"
+    if isinstance(error, FatalError):
+        return TaskResult.failure(task, error_message=fit_message(message), error_details=details, retries=0,
+                                  retry_timeout=0)
+    result = task.failure(fit_message(message), details, policy.max_retries, policy.timeout_ms(task))
+    if result.retries <= 0:
+        result.retry_timeout = 0
+    return result
 
 
 def is_concurrent_update(error: BaseException) -> bool:

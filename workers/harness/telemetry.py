@@ -49,7 +49,6 @@ class WorkerState:
     def __init__(self, topic: str, worker_id: str) -> None:
         self.topic = topic
         self.worker_id = worker_id
-        self.started_at = time.time()
         self.last_poll_ok_at: float | None = None
         self.last_poll_error: str | None = None
         self.draining = False

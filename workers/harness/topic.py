@@ -2,7 +2,7 @@
 
 A handler is a plain function ``handler(input, task) -> output``. It never speaks to the engine:
 the task loop fetches and locks, validates the variables into ``input``, extends the lock while the
-handler runs and reports what it returned or raised (:mod:`workers.outcomes`).
+handler runs and reports what it returned or raised (:mod:`workers.harness.outcomes`).
 """
 
 from __future__ import annotations

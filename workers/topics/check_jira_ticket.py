@@ -2,7 +2,7 @@
 
 Reads ``JIRA_TICKET``; writes ``JIRA_STATUS`` (the status name), ``JIRA_RESOLVED`` (true when the
 status category is done: Done or Rejected) and ``JIRA_FIELDS``. These are the values the event bridge
-(:mod:`workers.bridge`) sends with the message ``mlc.jira-ticket-resolved`` when Jira's webhook
+(:mod:`workers.triggers.bridge`) sends with the message ``mlc.jira-ticket-resolved`` when Jira's webhook
 arrives, in the same shape, so a process can wait for the message and poll with this topic, and go on
 with whichever comes first.
 
@@ -14,19 +14,19 @@ names custom fields by id (``customfield_10050``); the id of the expiration fiel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import Field
 
-from workers.config import JiraSettings, load
+from workers.clients.jira import JiraClient, JiraRejected, JiraUnavailable
+from workers.config import BridgeSettings, JiraSettings, load
+from workers.domain.tickets import is_resolved, status_name, ticket_fields
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.jira import JiraClient, JiraRejected, JiraUnavailable
-from workers.outcomes import BusinessError, FatalError, RetryableError
 
-__all__ = ["EXPIRATION_DATE", "TOPIC", "is_resolved", "make_handler", "status_name", "ticket_fields"]
+__all__ = ["TOPIC", "make_handler"]
 
-EXPIRATION_DATE = "Expiration Date"
 _READ_FIELDS = ("summary", "status", "resolution", "resolutiondate")
 
 
@@ -41,32 +41,6 @@ class TicketState(TaskOutput):
 
 
 Handler = Callable[[TicketQuery, TaskContext], TicketState]
-
-
-def status_name(fields: Mapping[str, Any]) -> str:
-    """The name of the ticket's status, e.g. ``Done``; empty when the fields carry no status."""
-    status = fields.get("status")
-    return str(status.get("name") or "") if isinstance(status, Mapping) else ""
-
-
-def is_resolved(fields: Mapping[str, Any]) -> bool:
-    """Whether the ticket's status belongs to Jira's "done" category (Done, Rejected, ...)."""
-    status = fields.get("status")
-    category = status.get("statusCategory") if isinstance(status, Mapping) else None
-    return isinstance(category, Mapping) and category.get("key") == "done"
-
-
-def ticket_fields(fields: Mapping[str, Any], expiration_field: str | None = None) -> dict[str, Any]:
-    """``JIRA_FIELDS``: the values the processes read from a ticket, under readable names."""
-    resolution = fields.get("resolution")
-    readable: dict[str, Any] = {
-        "summary": fields.get("summary"),
-        "resolution": resolution.get("name") if isinstance(resolution, Mapping) else None,
-        "resolved": fields.get("resolutiondate"),
-    }
-    if expiration_field and fields.get(expiration_field) is not None:
-        readable[EXPIRATION_DATE] = fields[expiration_field]
-    return readable
 
 
 def make_handler(jira: JiraClient, expiration_field: str | None = None) -> Handler:
@@ -88,8 +62,6 @@ def make_handler(jira: JiraClient, expiration_field: str | None = None) -> Handl
 
 
 def _build_handler() -> Handler:
-    from workers.bridge import BridgeSettings  # the expiration field is configured with the bridge
-
     return make_handler(JiraClient(load(JiraSettings)), load(BridgeSettings).jira_expiration_field)
 
 

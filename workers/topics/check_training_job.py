@@ -14,17 +14,16 @@ the model is the BPMN error ``TRAINING_FAILED``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import Field
 
-from workers.config import MlflowSettings, load
+from workers.clients.mlflow.registry import ModelRegistry, VersionRecord
+from workers.config import MlflowSettings, TrainingSettings, load
+from workers.domain.models import registry_outcomes
+from workers.domain.training import TRAINING_FAILED, registered_version
+from workers.harness.outcomes import BusinessError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.registry import ModelRegistry, VersionRecord
-from workers.topics._registry_outcomes import registry_outcomes
-from workers.topics.start_training_job import FAILED
-from workers.training import TrainingSettings, registered_version
 
 __all__ = ["TOPIC", "TRAINED_FROM_TAG", "make_handler"]
 
@@ -56,18 +55,18 @@ def make_handler(mlflow_settings: MlflowSettings, settings: TrainingSettings) ->
             run = registry.get_run(data.training_run_id)
             job = f"training job (MLflow run {run.run_id})"
             if not run.finished:
-                running_s = (datetime.now(timezone.utc) - run.started).total_seconds()
+                running_s = (datetime.now(UTC) - run.started).total_seconds()
                 if running_s > settings.timeout_s:
-                    raise BusinessError(FAILED, f"{job} still {run.status} after {running_s:.0f} s, longer than "
-                                                f"MLC_TRAINING_TIMEOUT_S={settings.timeout_s:.0f}")
+                    raise BusinessError(TRAINING_FAILED, f"{job} still {run.status} after {running_s:.0f} s, longer "
+                                                         f"than MLC_TRAINING_TIMEOUT_S={settings.timeout_s:.0f}")
                 task.progress("training job running", run_id=run.run_id, status=run.status, seconds=round(running_s))
                 return CheckTrainingOutput(training_done=False, training_status=run.status,
                                            model_version=data.model_version)
             if run.status != "FINISHED":
-                raise BusinessError(FAILED, f"{job} ended {run.status}; its log is in the run's MLflow page")
+                raise BusinessError(TRAINING_FAILED, f"{job} ended {run.status}; its log is in the run's MLflow page")
             trained = registered_version(registry, data.model_id, run)
             if trained is None:
-                raise BusinessError(FAILED, f"{job} finished without registering a version of model "
+                raise BusinessError(TRAINING_FAILED, f"{job} finished without registering a version of model "
                                             f"{data.model_id!r} from its run")
             _carry_tags(registry, registry.get_version(data.model_id, data.model_version), trained)
         task.progress("training job finished", run_id=run.run_id, trained_version=trained.version)

@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 from pydantic import Field
 
+from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import MlflowSettings, load
+from workers.domain.models import registry_outcomes
+from workers.domain.schedules import SCHEDULE_PREFIX
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.registry import ModelRegistry
-from workers.schedules import SCHEDULE_PREFIX
-from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["SCHEDULE_PREFIX", "TOPIC", "make_handler"]
 

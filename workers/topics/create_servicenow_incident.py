@@ -17,11 +17,11 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from workers.config import EngineSettings, load
+from workers.clients.servicenow import ServiceNowClient, ServiceNowRejected, ServiceNowUnavailable
+from workers.config import EngineSettings, ServiceNowSettings, load
+from workers.domain.tickets import TicketInput, describe
+from workers.harness.outcomes import FatalError, RetryableError
 from workers.harness.topic import TaskContext, TaskOutput, Topic
-from workers.outcomes import FatalError, RetryableError
-from workers.servicenow import ServiceNowClient, ServiceNowRejected, ServiceNowSettings, ServiceNowUnavailable
-from workers.topics.create_jira import TicketInput, describe
 
 __all__ = ["TOPIC", "IncidentOutput", "make_handler"]
 
@@ -44,7 +44,8 @@ def make_handler(servicenow: ServiceNowClient, cockpit_url: str | None = None) -
             if incident is not None:
                 task.progress("incident exists already for this task", incident=incident.number)
             else:
-                incident = servicenow.create_incident(data.summary, describe(data, task, cockpit_url), correlation_id)
+                description = describe(data, task.process_definition_key, task.process_instance_id, cockpit_url)
+                incident = servicenow.create_incident(data.summary, description, correlation_id)
                 task.progress("incident created", incident=incident.number)
         except ServiceNowRejected as exc:
             raise FatalError(str(exc)) from exc
@@ -57,9 +58,7 @@ def make_handler(servicenow: ServiceNowClient, cockpit_url: str | None = None) -
 
 
 def _build_handler() -> Handler:
-    engine_url = load(EngineSettings).url
-    return make_handler(ServiceNowClient(load(ServiceNowSettings)),
-                        engine_url.rsplit("/engine-rest", 1)[0] + "/camunda")
+    return make_handler(ServiceNowClient(load(ServiceNowSettings)), load(EngineSettings).cockpit_url)
 
 
 TOPIC = Topic(

@@ -6,7 +6,7 @@ be it). A **batch** runtime (no endpoints) gets a record only: its jobs score wi
 On an **online** runtime the version's MLflow model goes to ``<model_repository>/<model>-v<version>/``
 with a ``model-settings.json`` for ``mlserver_mlflow.MLflowRuntime``; each endpoint's MLServer loads it
 and answers a V2 inference call on a few rows of the version's test data (without the label column),
-or its MLflow input example. Only then is the deployment recorded (:mod:`workers.deployments`), the
+or its MLflow input example. Only then is the deployment recorded (:mod:`workers.domain.deployments`), the
 aliases moved, and the version it replaces on that runtime unloaded and removed.
 
 Writes ``DEPLOYMENT`` (the record), ``DEPLOYMENT_MODE``, ``DEPLOYED_ENDPOINT`` (the model's V2
@@ -31,20 +31,7 @@ from typing import Any
 import pandas as pd
 from pydantic import Field, field_validator
 
-from workers.config import MlflowSettings, load
-from workers.datafiles import DataFileError, read_chunks
-from workers.deployments import (
-    DEPLOYMENT_TAG_PREFIX,
-    DeploymentRecord,
-    active_deployment,
-    deployments_of,
-    record_deployment,
-    stage_alias,
-)
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
-from workers.outcomes import BusinessError, FatalError, RetryableError
-from workers.registry import (
+from workers.clients.mlflow.registry import (
     DEPLOYED_ALIAS,
     ModelNotFound,
     ModelRegistry,
@@ -52,8 +39,23 @@ from workers.registry import (
     RegistryUnavailable,
     ResourceNotFound,
     VersionRecord,
+    input_example,
 )
-from workers.runtimes import Runtime, RuntimeInventory, RuntimeSettings, load_inventory
+from workers.clients.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
+from workers.config import MlflowSettings, RuntimeSettings, load
+from workers.domain.datafiles import DataFileError, read_chunks
+from workers.domain.deployments import (
+    DEPLOYMENT_TAG_PREFIX,
+    DeploymentRecord,
+    active_deployment,
+    deployments_of,
+    record_deployment,
+    stage_alias,
+)
+from workers.domain.models import TEST_DATA_ARTIFACTS
+from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["CHECK_ROWS", "FAILED", "TOPIC", "DeployModelInput", "DeployModelOutput", "make_handler", "served_name"]
 
@@ -62,7 +64,6 @@ CHECK_ROWS = 5
 """Rows of test data the inference check sends."""
 MODEL_SETTINGS = "model-settings.json"
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
-TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
 
 
 class DeployModelInput(TaskInput):
@@ -70,11 +71,6 @@ class DeployModelInput(TaskInput):
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
     runtime: str = Field(alias="RUNTIME", min_length=1)
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
-
-    @field_validator("model_version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("model_stage")
     @classmethod
@@ -98,10 +94,12 @@ def served_name(model: str, version: str) -> str:
     return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model).strip('-.') or 'model'}-v{version}"
 
 
-def make_handler(mlflow_settings: MlflowSettings, inventory: RuntimeInventory, *,
+def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
                  client_factory: ClientFactory = MlserverClient) -> Handler:
-    """The ``deploy-model`` handler: versions from the MLflow of ``mlflow_settings``, runtimes of
-    ``inventory``, one MLServer client per endpoint made by ``client_factory``."""
+    """The ``deploy-model`` handler: versions from the MLflow of ``mlflow_settings``, runtimes of the
+    inventory at ``inventory_file`` as it is at each task, one MLServer client per endpoint made by
+    ``client_factory``."""
+    load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
     clients: dict[str, MlserverClient] = {}
 
@@ -111,7 +109,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory: RuntimeInventory, *
         return clients[endpoint]
 
     def deploy_model(data: DeployModelInput, task: TaskContext) -> DeployModelOutput:
-        runtime = _runtime(inventory, data)
+        runtime = _runtime(current_inventory(inventory_file), data)
         try:
             version = registry.get_version(data.model_id, data.model_version)
             if runtime.mode == "batch":
@@ -266,12 +264,7 @@ class _OnlineDeployment:
             rows = first.drop(columns=[label], errors="ignore")
             complete = rows.dropna()
             return (complete if len(complete) else rows).head(CHECK_ROWS).reset_index(drop=True)
-        from mlflow.models import Model
-
-        try:
-            example = Model.load(str(self.folder)).load_input_example(str(self.folder))
-        except Exception:  # noqa: BLE001  # a model without a readable example: said below
-            example = None
+        example = input_example(self.folder)
         if isinstance(example, pd.DataFrame) and len(example):
             return example.head(CHECK_ROWS)
         self._remove(self.served, self.folder)
@@ -309,7 +302,7 @@ class _OnlineDeployment:
 
 
 def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings), load_inventory(load(RuntimeSettings).file))
+    return make_handler(load(MlflowSettings), load(RuntimeSettings).file)
 
 
 TOPIC = Topic(

@@ -6,7 +6,7 @@ metric name → number, null for "not computed"); writes ``TEST_RESULT``, ``TEST
 -99 for those not computed) and ``TEST_RESULT_DECISION`` (the decision key in the engine).
 
 A DMN that cannot be read or used ends the task with BPMN error ``DMN_NOT_FOUND`` or ``DMN_INVALID``;
-the evaluation itself is :func:`workers.decisions.evaluate_dmn`, as for ``mlc dmn evaluate``.
+the evaluation itself is :func:`workers.domain.decisions.evaluate_dmn`, as for ``mlc dmn evaluate``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 from pydantic import Field
 
 from workers.config import EngineSettings, MlflowSettings, load
-from workers.decisions import DecisionError, evaluate_dmn, read_dmn
+from workers.domain.decisions import DecisionError, evaluate_dmn, read_dmn
 from workers.engine.client import EngineClient
+from workers.harness.outcomes import BusinessError, FatalError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, FatalError
 
 __all__ = ["TOPIC", "EvaluateDmnInput", "EvaluateDmnOutput", "make_handler"]
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from workers.config import load
+from workers.config import RuntimeSettings, load
+from workers.domain.runtimes import BAD_PROMOTION, current_inventory, load_inventory, promotion_problem
+from workers.harness.outcomes import BusinessError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.runtimes import RuntimeSettings, load_inventory
-from workers.topics._inventory import current_inventory
-from workers.topics.promote_stage import BAD_PROMOTION, promotion_problem
 
 __all__ = ["TOPIC", "make_handler"]
 

@@ -3,7 +3,7 @@
 Started by the signal ``..._MODEL_BACK_TEST`` with ``MODEL_ID``: that model only. Started by the
 timer: every model whose version in service has a ``schedule.<SCHEDULE_NAME>`` tag (default
 ``backtest``; the schedules copy-schedules carries forward) naming a minute since the previous timer
-firing of this process (the last day on the first one): see :mod:`workers.schedules`.
+firing of this process (the last day on the first one): see :mod:`workers.domain.schedules`.
 
 Writes ``MODELS`` (the model names, for the multi-instance call of Run Back Test), ``MODEL_COUNT``,
 ``SCHEDULE_WINDOW`` (``{"after", "until"}``, ISO times) and ``UNREADABLE_SCHEDULES`` (model → why its
@@ -13,18 +13,18 @@ schedule is not a cron expression; those models are skipped, and the summary nam
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
 
+from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import EngineSettings, MlflowSettings, load
+from workers.domain.models import registry_outcomes
+from workers.domain.schedules import due_schedules
 from workers.engine import EngineClient, EngineError
+from workers.harness.outcomes import RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import RetryableError
-from workers.registry import ModelRegistry
-from workers.schedules import due_schedules
-from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["FIRST_WINDOW", "TIMER_START", "TOPIC", "engine_time", "make_handler"]
 
@@ -83,7 +83,7 @@ def _window(engine: EngineClient, task: TaskContext) -> tuple[datetime, datetime
                          startedBefore=this["startTime"], sortBy="startTime", sortOrder="desc", maxResults=100)
     previous = next((engine_time(entry["startTime"]) for entry in earlier
                      if entry.get("startActivityId") == TIMER_START and entry["id"] != this["id"]), None)
-    return (previous or until - FIRST_WINDOW).astimezone(timezone.utc), until.astimezone(timezone.utc)
+    return (previous or until - FIRST_WINDOW).astimezone(UTC), until.astimezone(UTC)
 
 
 TOPIC = Topic(

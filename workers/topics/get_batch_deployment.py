@@ -3,7 +3,7 @@
 Reads ``TAG`` (the model service tag) and optional ``MODEL_STAGE``. Writes ``MODEL_ID``,
 ``MODEL_VERSION``, ``MODEL_STAGE`` (the deployment's) and ``DEPLOYED_RUNTIME``: the version most
 recently deployed as batch and still in service among the models tagged ``service = TAG``, in
-``MODEL_STAGE`` when given (:func:`workers.deployments.batch_deployment_record`). None is the BPMN
+``MODEL_STAGE`` when given (:func:`workers.domain.deployments.batch_deployment_record`). None is the BPMN
 error ``NO_BATCH_DEPLOYMENT``.
 """
 
@@ -14,14 +14,13 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from workers.config import MlflowSettings, load
-from workers.deployments import batch_deployment_record
+from workers.clients.mlflow.registry import ModelRegistry
+from workers.config import MlflowSettings, RuntimeSettings, load
+from workers.domain.deployments import batch_deployment_record
+from workers.domain.models import registry_outcomes
+from workers.domain.runtimes import current_inventory
+from workers.harness.outcomes import BusinessError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.registry import ModelRegistry
-from workers.runtimes import RuntimeSettings
-from workers.topics._inventory import current_inventory
-from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["NO_BATCH_DEPLOYMENT", "TOPIC", "BatchDeploymentInput", "BatchDeploymentOutput", "make_handler"]
 

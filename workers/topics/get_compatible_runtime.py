@@ -14,11 +14,10 @@ from pathlib import Path
 
 from pydantic import Field
 
-from workers.config import load
+from workers.config import RuntimeSettings, load
+from workers.domain.runtimes import current_inventory, load_inventory
+from workers.harness.outcomes import BusinessError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.runtimes import RuntimeSettings, load_inventory
-from workers.topics._inventory import current_inventory
 
 __all__ = ["NO_RUNTIME", "TOPIC", "CompatibleRuntimeInput", "CompatibleRuntimeOutput", "make_handler"]
 

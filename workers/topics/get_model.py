@@ -13,40 +13,28 @@ and ``mlc/test_criteria.dmn``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import Field, field_validator
 
-from workers.config import MlflowSettings, load
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.registry import (
+from workers.clients.mlflow.registry import (
     DEPLOYED_ALIAS,
     ModelRecord,
     ModelRegistry,
-    ResourceNotFound,
     VersionRecord,
 )
-from workers.topics._registry_outcomes import registry_outcomes
+from workers.config import MlflowSettings, load
+from workers.domain.models import TEST_DATA_ARTIFACTS, model_details, registry_outcomes, test_assets
+from workers.harness.outcomes import BusinessError
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
-__all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "TestAssets", "make_handler", "model_details", "test_assets"]
-
-DEFAULT_LABEL_COLUMN = "label"
-TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
-TEST_CRITERIA_ARTIFACT = "mlc/test_criteria.dmn"
-
+__all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "make_handler"]
 
 class GetModelInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
     model_version: str | None = Field(None, alias="MODEL_VERSION")
     input_file: str | None = Field(None, alias="INPUT_FILE")
     output_file: str | None = Field(None, alias="OUTPUT_FILE")
-
-    @field_validator("model_version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("model_version", "input_file", "output_file")
     @classmethod
@@ -65,27 +53,6 @@ class GetModelOutput(TaskOutput):
 
 
 Handler = Callable[[GetModelInput, TaskContext], GetModelOutput]
-
-
-@dataclass(frozen=True)
-class TestAssets:
-    """What a version names for testing it: labelled data, criteria (DMN), the label column."""
-
-    __test__ = False  # not a pytest test class, despite its name
-
-    test_data: str | None
-    dmn_file: str | None
-    label_column: str
-
-
-def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
-    """The version's test assets: its tags, else the ``mlc/`` artifacts of its run."""
-    run_files = _RunFiles(registry, version.run_id)
-    return TestAssets(
-        test_data=version.tags.get("test_data") or run_files.first(TEST_DATA_ARTIFACTS),
-        dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
-        label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
-    )
 
 
 def make_handler(settings: MlflowSettings) -> Handler:
@@ -116,22 +83,6 @@ def make_handler(settings: MlflowSettings) -> Handler:
     return get_model
 
 
-def model_details(model: ModelRecord, version: VersionRecord) -> dict[str, Any]:
-    """What a reviewer needs to know about the version: the ``MODEL_DETAILS`` variable."""
-    return {
-        "name": model.name,
-        "version": version.version,
-        "description": version.description or model.description,
-        "service": model.service,
-        "model_tags": model.tags,
-        "version_tags": version.tags,
-        "aliases": list(version.aliases),
-        "run_id": version.run_id,
-        "source": version.source,
-        "created": version.created.isoformat(),
-    }
-
-
 def _model_and_version(registry: ModelRegistry, data: GetModelInput) -> tuple[ModelRecord, VersionRecord]:
     model = registry.get_model(data.model_id)
     if data.model_version is not None:
@@ -142,25 +93,6 @@ def _model_and_version(registry: ModelRegistry, data: GetModelInput) -> tuple[Mo
             f"model {model.name!r} has no deployed version (no '{DEPLOYED_ALIAS}' alias) and no MODEL_VERSION "
             f"was given"))
     return model, registry.get_version(model.name, deployed)
-
-
-class _RunFiles:
-    """The ``mlc/`` artifacts of the version's run, listed once and only when a tag is missing."""
-
-    def __init__(self, registry: ModelRegistry, run_id: str | None) -> None:
-        self._registry = registry
-        self._run_id = run_id
-        self._paths: set[str] | None = None
-
-    def first(self, candidates: tuple[str, ...]) -> str | None:
-        if self._run_id is None:
-            return None
-        if self._paths is None:
-            try:
-                self._paths = set(self._registry.list_run_artifacts(self._run_id, "mlc"))
-            except ResourceNotFound:  # the run was deleted: the version keeps its model files only
-                self._paths = set()
-        return next((f"runs:/{self._run_id}/{path}" for path in candidates if path in self._paths), None)
 
 
 TOPIC = Topic(

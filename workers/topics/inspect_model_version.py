@@ -17,12 +17,11 @@ from typing import Any
 
 from pydantic import Field
 
+from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelRegistry, ResourceNotFound, VersionRecord
 from workers.config import MlflowSettings, load
+from workers.domain.models import model_details, registry_outcomes, test_assets
+from workers.domain.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.registry import DEPLOYED_ALIAS, ModelRegistry, ResourceNotFound, VersionRecord
-from workers.topics.get_model import model_details, test_assets
-from workers.topics._registry_outcomes import registry_outcomes
-from workers.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
 
 __all__ = ["TOPIC", "changes_between", "flag", "make_handler"]
 

@@ -15,16 +15,12 @@ from pathlib import Path
 
 from pydantic import Field
 
-from workers.config import load
+from workers.config import RuntimeSettings, load
+from workers.domain.runtimes import BAD_PROMOTION, current_inventory, load_inventory, promotion_problem
+from workers.harness.outcomes import BusinessError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.runtimes import RuntimeInventory, RuntimeSettings, load_inventory
-from workers.topics._inventory import current_inventory
 
-__all__ = ["BAD_PROMOTION", "TOPIC", "make_handler", "promotion_problem"]
-
-BAD_PROMOTION = "BAD_PROMOTION"
-
+__all__ = ["TOPIC", "make_handler"]
 
 class PromoteInput(TaskInput):
     model_stage: str = Field(alias="MODEL_STAGE", min_length=1)
@@ -37,20 +33,6 @@ class PromoteOutput(TaskOutput):
 
 
 Handler = Callable[[PromoteInput, TaskContext], PromoteOutput]
-
-
-def promotion_problem(inventory: RuntimeInventory, stage: str, promote_to: str) -> str | None:
-    """Why promoting from ``stage`` to ``promote_to`` is impossible in ``inventory``; ``None`` when it is fine."""
-    stages = inventory.stages
-    if stage.upper() not in stages:
-        return f"stage {stage!r} is not a stage of {inventory.source}; the stages are {' -> '.join(stages)}"
-    if promote_to.upper() not in stages:
-        return (f"promote_to {promote_to!r} is not a stage of {inventory.source}; "
-                f"the stages are {' -> '.join(stages)}")
-    if stages.index(promote_to.upper()) < stages.index(stage.upper()):
-        return (f"promote_to {promote_to.upper()} comes before stage {stage.upper()} "
-                f"({' -> '.join(stages)}): a version is promoted forwards only")
-    return None
 
 
 def make_handler(inventory_file: Path) -> Handler:

@@ -5,7 +5,7 @@ Reads ``MODEL_ID``, ``MODEL_VERSION`` (from ``get-batch-deployment``), ``RUNTIME
 ``file://`` or ``s3://bucket/key``, and the input may also be an MLflow artifact URI), ``OVERWRITE``
 (default false), optional ``LABEL_COLUMN`` (dropped before scoring), ``KEEP_COLUMNS`` (the input
 columns copied to the output, a list or comma-separated; default all) and ``TAG`` (recorded with the
-job). The file is scored in chunks (:mod:`workers.scoring`, ``scoring`` progress events), the job
+job). The file is scored in chunks (:mod:`workers.domain.scoring`, ``scoring`` progress events), the job
 recorded as an MLflow run of the fleet's experiment tagged ``mlc.batch_job=true``, and only then is the
 output moved into place: a job that fails, or that is retried because MLflow was down, leaves no
 output behind.
@@ -26,16 +26,21 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from workers.config import MlflowSettings, load
-from workers.datafiles import DEFAULT_CHUNK_ROWS
+from workers.clients.mlflow.registry import ModelNotLoadable, ModelRegistry
+from workers.config import MlflowSettings, RuntimeSettings, S3Settings, load
+from workers.domain.datafiles import DEFAULT_CHUNK_ROWS
+from workers.domain.models import registry_outcomes
+from workers.domain.runtimes import Runtime, current_inventory, load_inventory
+from workers.domain.scoring import (
+    InputUnreadable,
+    ModelFailed,
+    OutputExists,
+    OutputUnwritable,
+    ScoringError,
+    ScoringJob,
+)
+from workers.harness.outcomes import BusinessError, FatalError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.objectstore import S3Settings
-from workers.outcomes import BusinessError, FatalError
-from workers.registry import ModelNotLoadable, ModelRegistry
-from workers.runtimes import Runtime, RuntimeSettings, load_inventory
-from workers.topics._inventory import current_inventory
-from workers.scoring import InputUnreadable, ModelFailed, OutputExists, OutputUnwritable, ScoringError, ScoringJob
-from workers.topics._registry_outcomes import registry_outcomes
 
 __all__ = ["TOPIC", "BatchJobInput", "BatchJobOutput", "make_handler"]
 

@@ -16,26 +16,18 @@ column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` nam
 
 from __future__ import annotations
 
-import math
 import tempfile
-import warnings
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
 from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from workers import artifacts
-from workers.config import MlflowSettings, load
-from workers.datafiles import DEFAULT_CHUNK_ROWS, ChunkWriter, DataFileError, data_format, read_chunks
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError, RetryableError
-from workers.registry import (
+from workers.clients.mlflow import artifacts
+from workers.clients.mlflow.registry import (
     LoadedModel,
     ModelNotFound,
     ModelNotLoadable,
@@ -43,19 +35,18 @@ from workers.registry import (
     RegistryError,
     RegistryUnavailable,
 )
-from workers.scoring import Predictor, with_predictions
+from workers.config import MlflowSettings, load
+from workers.domain.datafiles import DEFAULT_CHUNK_ROWS, ChunkWriter, DataFileError, data_format, read_chunks
+from workers.domain.metrics import MetricsError, MetricsKind, ScoredLabels, compute_metrics, kind_of_labels
+from workers.domain.scoring import Predictor, with_predictions
+from workers.harness.outcomes import BusinessError, RetryableError
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
-__all__ = ["NOT_COMPUTED", "TOPIC", "MetricsJobInput", "MetricsJobOutput", "compute_metrics", "make_handler"]
-
-NOT_COMPUTED = -99.0
-"""The value of a metric the data does not allow (AUC with one class present, R² of one row)."""
+__all__ = ["TOPIC", "MetricsJobInput", "MetricsJobOutput", "make_handler"]
 
 FAILED = "TEST_JOB_FAILED"
 DEFAULT_OUTPUT_ARTIFACT = "output/scores.csv"
 LAST_RUN_TAG = "mlc.last_metrics_run"
-_REGRESSION_MIN_DISTINCT = 20
-
-TaskKind = Literal["classification", "regression"]
 
 
 class MetricsJobInput(TaskInput):
@@ -64,11 +55,6 @@ class MetricsJobInput(TaskInput):
     input_file: str = Field(alias="INPUT_FILE", min_length=1)
     output_file: str | None = Field(None, alias="OUTPUT_FILE")
     label_column: str = Field("label", alias="LABEL_COLUMN", min_length=1)
-
-    @field_validator("model_version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: Any) -> Any:
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("output_file")
     @classmethod
@@ -107,8 +93,24 @@ def make_handler(settings: MlflowSettings, *, chunk_rows: int = DEFAULT_CHUNK_RO
     return run_metrics_job
 
 
+def _recorded(registry: ModelRegistry, data: MetricsJobInput, task: TaskContext) -> MetricsJobOutput | None:
+    """The output of this task's metrics run when an earlier delivery of the task recorded it already
+    (its completion was lost: the engine restarted, the lock expired), so that no second run is made."""
+    for run in registry.search_runs(f"tags.`mlc.task_id` = '{task.task_id}' and tags.`mlc.job` = 'metrics'"):
+        if run.status == "FINISHED" and "rows" in run.params:
+            task.progress("metrics recorded by an earlier delivery of this task", run_id=run.run_id)
+            registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run.run_id)
+            output_file = data.output_file or f"runs:/{run.run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
+            return MetricsJobOutput(metrics=run.metrics, metrics_run_id=run.run_id, output_file=output_file,
+                                    rows_scored=int(run.params["rows"]))
+    return None
+
+
 def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput, task: TaskContext,
          chunk_rows: int, progress_every: int) -> MetricsJobOutput:
+    recorded = _recorded(registry, data, task)
+    if recorded is not None:
+        return recorded
     data_format(data.input_file)
     if data.output_file is not None:
         data_format(data.output_file)
@@ -127,7 +129,10 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
         rows = writer.rows
         scored = scorer.results()
         task.progress("scored", rows=rows, kind=scored.kind)
-        metrics = compute_metrics(scored)
+        try:
+            metrics = compute_metrics(scored)
+        except MetricsError as exc:
+            raise BusinessError(FAILED, str(exc)) from exc
         if data.output_file is not None and not artifacts.is_local(data.output_file):
             _upload(registry, output_path, data.output_file)
         run_id = registry.log_job_run(
@@ -170,19 +175,6 @@ def _run_tags(data: MetricsJobInput, task: TaskContext) -> dict[str, str]:
     return tags
 
 
-@dataclass(frozen=True)
-class ScoredLabels:
-    """What the metrics need of a scored file: the labels, the predictions, the model's scores
-    (positive-class probabilities of a binary classifier, the class probability matrix of another
-    classifier, ``None`` when the model gives none), and the kind of task."""
-
-    labels: np.ndarray
-    predictions: np.ndarray
-    scores: np.ndarray | None
-    kind: TaskKind
-    classes: np.ndarray | None = None
-
-
 class _Scorer:
     """Scores chunks with the model, keeping only labels, predictions and scores for the metrics."""
 
@@ -195,7 +187,7 @@ class _Scorer:
         self._scores: list[np.ndarray] = []
         self._result: ScoredLabels | None = None
         estimator = self.predictor.estimator
-        self._kind: TaskKind | None = ("regression" if estimator is not None and is_regressor(estimator)
+        self._kind: MetricsKind | None = ("regression" if estimator is not None and is_regressor(estimator)
                                        else "classification" if estimator is not None and is_classifier(estimator)
                                        else None)
 
@@ -228,63 +220,8 @@ class _Scorer:
                 scores = scores[:, 1]
             classes = getattr(self.predictor.estimator, "classes_", None) if self.predictor.probabilities else None
             self._result = ScoredLabels(labels=labels, predictions=np.concatenate(self._predictions), scores=scores,
-                                        kind=self._kind or _kind_of_labels(labels), classes=classes)
+                                        kind=self._kind or kind_of_labels(labels), classes=classes)
         return self._result
-
-
-def _kind_of_labels(labels: np.ndarray) -> TaskKind:
-    """Regression when the labels are floats with many distinct values; classification otherwise."""
-    is_float = labels.dtype.kind == "f"
-    return "regression" if is_float and len(np.unique(labels)) > _REGRESSION_MIN_DISTINCT else "classification"
-
-
-def compute_metrics(scored: ScoredLabels) -> dict[str, float]:
-    """The metrics of ``scored``, computed by scikit-learn; ``NOT_COMPUTED`` where the data does not allow one."""
-    from sklearn import metrics
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # undefined metrics are reported as NOT_COMPUTED instead
-            if scored.kind == "regression":
-                values = {
-                    "rmse": metrics.root_mean_squared_error(scored.labels, scored.predictions),
-                    "mae": metrics.mean_absolute_error(scored.labels, scored.predictions),
-                    "r2_score": metrics.r2_score(scored.labels, scored.predictions),
-                }
-            else:
-                values = _classification_metrics(scored, metrics)
-    except (TypeError, ValueError) as exc:  # labels and predictions of different kinds, say
-        raise BusinessError(FAILED, (
-            f"{scored.kind} metrics cannot be computed from labels like {scored.labels[:3].tolist()} and "
-            f"predictions like {scored.predictions[:3].tolist()}: {exc}")) from exc
-    return {name: float(value) if math.isfinite(value) else NOT_COMPUTED for name, value in values.items()}
-
-
-def _classification_metrics(scored: ScoredLabels, metrics: Any) -> dict[str, float]:
-    labels, predictions = scored.labels, scored.predictions
-    present = np.unique(np.concatenate([labels, predictions]))
-    classes = scored.classes if scored.classes is not None else present
-    binary = len(present) <= 2 and len(classes) <= 2
-    averaging: dict[str, Any] = {"average": "binary", "pos_label": classes[-1]} if binary else {"average": "weighted"}
-    return {
-        "auc": _auc(scored, classes, binary, metrics),
-        "accuracy": metrics.accuracy_score(labels, predictions),
-        "precision": metrics.precision_score(labels, predictions, zero_division=0, **averaging),
-        "recall": metrics.recall_score(labels, predictions, zero_division=0, **averaging),
-        "f1_score": metrics.f1_score(labels, predictions, zero_division=0, **averaging),
-    }
-
-
-def _auc(scored: ScoredLabels, classes: np.ndarray, binary: bool, metrics: Any) -> float:
-    if scored.scores is None:
-        return NOT_COMPUTED
-    try:
-        if binary:
-            return metrics.roc_auc_score(scored.labels == classes[-1], scored.scores)
-        return metrics.roc_auc_score(scored.labels, scored.scores, multi_class="ovr", average="weighted",
-                                     labels=classes)
-    except ValueError:  # one class only, or labels the model does not know
-        return NOT_COMPUTED
 
 
 TOPIC = Topic(

@@ -7,14 +7,14 @@ the BPMN) and the model it is about; writes ``NOTIFICATION_ID`` and ``NOTIFIED_A
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import Field
 
+from workers.clients.notifications import Notifier, WebhookError
 from workers.config import NotificationSettings, load
+from workers.harness.outcomes import FatalError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.notifications import Notifier, WebhookError
-from workers.outcomes import FatalError, RetryableError
 
 __all__ = ["TOPIC", "make_handler"]
 
@@ -36,7 +36,7 @@ Handler = Callable[[NotificationInput, TaskContext], NotificationOutput]
 
 def make_handler(notifier: Notifier) -> Handler:
     def send_notification(data: NotificationInput, task: TaskContext) -> NotificationOutput:
-        notified_at = datetime.now(timezone.utc).isoformat()
+        notified_at = datetime.now(UTC).isoformat()
         try:
             notifier.send({
                 "id": task.task_id,

@@ -9,20 +9,20 @@ and the variable ``EXPIRATION_DATE``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import Field
 
+from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import MlflowSettings, load
+from workers.domain.models import registry_outcomes
+from workers.domain.tickets import EXPIRATION_DATE
+from workers.harness.outcomes import FatalError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import FatalError
-from workers.registry import ModelRegistry
-from workers.topics._registry_outcomes import registry_outcomes
 
-__all__ = ["EXPIRATION_FIELD", "TOPIC", "expiration_date", "make_handler"]
+__all__ = ["EXPIRATION_TAG", "TOPIC", "expiration_date", "make_handler"]
 
-EXPIRATION_FIELD = "Expiration Date"
 EXPIRATION_TAG = "expiration_date"
 
 
@@ -42,20 +42,20 @@ Handler = Callable[[ExpirationInput, TaskContext], ExpirationOutput]
 
 def expiration_date(fields: dict[str, Any] | None, today: date) -> tuple[date, str]:
     """The date and where it came from: the ticket's field, else a year after ``today``."""
-    value = (fields or {}).get(EXPIRATION_FIELD)
+    value = (fields or {}).get(EXPIRATION_DATE)
     if value in (None, ""):
         return today + timedelta(days=365), "default: one year ahead (the ticket has no Expiration Date)"
     try:
         return date.fromisoformat(str(value)[:10]), "the review ticket's Expiration Date"
     except ValueError as exc:
-        raise FatalError(f"the review ticket's {EXPIRATION_FIELD!r} is {value!r}, not a date (YYYY-MM-DD)") from exc
+        raise FatalError(f"the review ticket's {EXPIRATION_DATE!r} is {value!r}, not a date (YYYY-MM-DD)") from exc
 
 
 def make_handler(settings: MlflowSettings) -> Handler:
     registry = ModelRegistry(settings)
 
     def set_expiration_date(data: ExpirationInput, task: TaskContext) -> ExpirationOutput:
-        expires, source = expiration_date(data.jira_fields, datetime.now(timezone.utc).date())
+        expires, source = expiration_date(data.jira_fields, datetime.now(UTC).date())
         with registry_outcomes():
             registry.set_version_tag(data.model_id, data.model_version, EXPIRATION_TAG, expires.isoformat())
         return ExpirationOutput(expiration_date=expires.isoformat(), expiration_source=source)

@@ -2,7 +2,7 @@
 
 Reads ``MODEL_ID`` and ``MODEL_VERSION``; writes ``TRAINING_RUN_ID`` (the job's MLflow run, which
 ``check-training-job`` polls) and ``TRAINING_PROJECT``. The project comes from the tags
-``training_project``, ``training_entry_point`` and ``training_parameters`` (see :mod:`workers.training`).
+``training_project``, ``training_entry_point`` and ``training_parameters`` (see :mod:`workers.domain.training`).
 A redelivered task finds the job it started by the run tag ``mlc.task_id`` and starts no second one.
 A version naming no project, or a project that cannot start, is the BPMN error ``TRAINING_FAILED``.
 """
@@ -13,24 +13,23 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from workers.config import MlflowSettings, load
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import BusinessError
-from workers.registry import ModelRegistry
-from workers.topics._registry_outcomes import registry_outcomes
-from workers.training import (
+from workers.clients.mlflow.registry import ModelRegistry
+from workers.config import MlflowSettings, TrainingSettings, load
+from workers.domain.models import registry_outcomes
+from workers.domain.training import (
+    TRAINING_FAILED,
     TRAINING_OF_TAG,
     TRAINING_PROCESS_TAG,
     TRAINING_TASK_TAG,
     TrainingError,
-    TrainingSettings,
     start_training,
     training_project,
 )
+from workers.harness.outcomes import BusinessError
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
-__all__ = ["FAILED", "TOPIC", "make_handler"]
+__all__ = ["TOPIC", "make_handler"]
 
-FAILED = "TRAINING_FAILED"
 
 
 class StartTrainingInput(TaskInput):
@@ -56,7 +55,7 @@ def make_handler(mlflow_settings: MlflowSettings, settings: TrainingSettings) ->
             try:
                 project = training_project(model, version)
             except TrainingError as exc:
-                raise BusinessError(FAILED, str(exc)) from exc
+                raise BusinessError(TRAINING_FAILED, str(exc)) from exc
             started = registry.search_runs(f"tags.`{TRAINING_TASK_TAG}` = '{task.task_id}'")
             if started:
                 task.progress("training job started already by this task", run_id=started[0].run_id)
@@ -68,7 +67,7 @@ def make_handler(mlflow_settings: MlflowSettings, settings: TrainingSettings) ->
                     TRAINING_TASK_TAG: task.task_id,
                 })
             except TrainingError as exc:
-                raise BusinessError(FAILED, str(exc)) from exc
+                raise BusinessError(TRAINING_FAILED, str(exc)) from exc
         task.progress("training job started", run_id=run_id, project=project.uri, entry_point=project.entry_point)
         return StartTrainingOutput(training_run_id=run_id, training_project=project.uri)
 

@@ -15,8 +15,8 @@ from pydantic import Field
 
 from workers.config import EngineSettings, load
 from workers.engine import EngineClient, EngineError
+from workers.harness.outcomes import RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.outcomes import RetryableError
 
 __all__ = ["OUTCOMES", "TOPIC", "make_handler", "outcome_of"]
 
@@ -52,7 +52,8 @@ def outcome_of(engine: EngineClient, entry: dict[str, Any]) -> str:
 
 def make_handler(engine: EngineClient) -> Handler:
     def summarize_back_tests(data: SummarizeInput, task: TaskContext) -> SummarizeOutput:
-        summary: dict[str, Any] = {"passed": [], "failed": [], "errored": [], "skipped": data.unreadable_schedules or {}}
+        summary: dict[str, Any] = {"passed": [], "failed": [], "errored": [],
+                                   "skipped": data.unreadable_schedules or {}}
         try:
             called = engine.get("/history/process-instance", superProcessInstanceId=task.process_instance_id,
                                 sortBy="startTime", sortOrder="asc")

@@ -1,0 +1,516 @@
+"""The MLflow model registry and tracking server, as the topics need them: one method per remote call.
+
+:class:`ModelRegistry` is the fleet's one client of MLflow (with :mod:`.artifacts` for the files it
+stores). It talks to the server named by :class:`~workers.config.MlflowSettings` through an explicit
+``MlflowClient(tracking_uri=...)`` and never through MLflow's global tracking URI, so several registries
+can live in one process. MLflow errors become :class:`ModelNotFound`, :class:`ModelNotLoadable` or
+:class:`RegistryUnavailable` (retried by :data:`RETRY_POLICY` first) here, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import requests
+import tenacity
+
+from workers.config import MlflowSettings
+
+__all__ = [
+    "RETRY_POLICY",
+    "DEPLOYED_ALIAS",
+    "LoadedModel",
+    "ModelNotFound",
+    "ModelNotLoadable",
+    "ModelRecord",
+    "ModelRegistry",
+    "RegistryError",
+    "RegistryUnavailable",
+    "ResourceNotFound",
+    "RunRecord",
+    "VersionRecord",
+    "input_example",
+]
+
+DEPLOYED_ALIAS = "deployed"
+"""The registered-model alias naming the version in service."""
+
+T = TypeVar("T")
+
+# Defaults for MLflow's own environment variables, applied unless the operator set them. Its HTTP
+# client retries each call up to 7 times with waits growing to minutes; a worker must notice an
+# unreachable registry within seconds and let the engine schedule the retry, so those retries are off
+# and RETRY_POLICY retries a little. Its run links printed to stdout would break the JSON log lines.
+_MLFLOW_ENV_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
+
+
+class RegistryError(Exception):
+    """Root of the registry errors: the message names what was asked; ``status`` is MLflow's HTTP
+    status for its error code and ``code`` that code (``RESOURCE_DOES_NOT_EXIST``, ...)."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class ResourceNotFound(RegistryError):
+    """What was asked for (a run, an experiment, an artifact) does not exist."""
+
+
+class ModelNotFound(ResourceNotFound):
+    """The registered model, or the version asked for, does not exist."""
+
+
+class ModelNotLoadable(RegistryError):
+    """The version exists but its model files cannot be downloaded or deserialized."""
+
+
+class RegistryUnavailable(RegistryError):
+    """No answer from MLflow, or a 5xx: worth retrying later."""
+
+
+RETRY_POLICY = tenacity.Retrying(
+    retry=tenacity.retry_if_exception_type(RegistryUnavailable),
+    stop=tenacity.stop_after_attempt(3),
+    wait=tenacity.wait_exponential(multiplier=0.5, max=4),
+    reraise=True,
+)
+"""Retries of a registry call: three attempts, 0.5 s then 1 s apart, on :class:`RegistryUnavailable` only."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model: its name, description, tags and aliases (alias → version)."""
+
+    name: str
+    description: str
+    tags: dict[str, str]
+    aliases: dict[str, str]
+
+    @property
+    def service(self) -> str | None:
+        """The model service tag (``service``), which deployment matches runtimes on."""
+        return self.tags.get("service")
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A model version: where it came from (run, source URI) and its tags."""
+
+    name: str
+    version: str
+    description: str
+    tags: dict[str, str]
+    run_id: str | None
+    source: str
+    status: str
+    created: datetime
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """An MLflow run as the processes follow it: its state (``RUNNING``, ``FINISHED``, ``FAILED``,
+    ``KILLED``, ``SCHEDULED``), when it started and ended, its tags, parameters and metrics."""
+
+    run_id: str
+    status: str
+    started: datetime
+    ended: datetime | None
+    tags: dict[str, str]
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model version loaded for scoring: the scikit-learn estimator when the version has that
+    flavour (so ``predict_proba`` is at hand), else the generic pyfunc model."""
+
+    name: str
+    version: str
+    flavor: Literal["sklearn", "pyfunc"]
+    model: Any = field(repr=False)
+
+
+class ModelRegistry:
+    """The MLflow server of ``settings``: registered models, versions, job runs and artifacts.
+
+    Every method retries with ``retry`` (default :data:`RETRY_POLICY`) while MLflow is unavailable,
+    then raises :class:`RegistryUnavailable`; methods naming a model raise :class:`ModelNotFound`
+    when it (or the version) does not exist.
+    """
+
+    def __init__(self, settings: MlflowSettings, *, retry: tenacity.Retrying = RETRY_POLICY) -> None:
+        for variable, value in _MLFLOW_ENV_DEFAULTS.items():
+            os.environ.setdefault(variable, value)
+        from mlflow import MlflowClient  # imported here: MLflow takes seconds to import
+
+        self.settings = settings
+        self._client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        self._retry = retry
+        self._experiment_ids: dict[str, str] = {}
+        _default_global_tracking_uri(settings.tracking_uri)
+
+    # registered models and versions
+
+    def get_model(self, name: str) -> ModelRecord:
+        return _model_record(self._call(lambda: self._client.get_registered_model(name), f"model {name!r}",
+                                        missing=ModelNotFound))
+
+    def search_models(self, filter_string: str = "") -> list[ModelRecord]:
+        """Every registered model matching MLflow's ``filter_string`` (all when empty), by name."""
+        found: list[ModelRecord] = []
+        token: str | None = None
+        while True:
+            page = self._call(lambda after=token: self._client.search_registered_models(
+                filter_string=filter_string or None, max_results=200, page_token=after),
+                f"models where {filter_string or 'any'}")
+            found.extend(_model_record(model) for model in page)
+            token = page.token
+            if not token:
+                return sorted(found, key=lambda model: model.name)
+
+    def get_version(self, name: str, version: str | int) -> VersionRecord:
+        what = f"version {version} of model {name!r}"
+        if not str(version).isdigit():
+            raise ModelNotFound(f"{what} not found: versions are whole numbers")
+        return _version_record(self._call(lambda: self._client.get_model_version(name, str(version)), what,
+                                              missing=ModelNotFound))
+
+    def get_version_by_alias(self, name: str, alias: str = DEPLOYED_ALIAS) -> VersionRecord | None:
+        """The version ``alias`` points at; ``None`` when the model exists but the alias is not set."""
+        version = self.get_model(name).aliases.get(alias)
+        return None if version is None else self.get_version(name, version)
+
+    def search_versions(self, name: str) -> list[VersionRecord]:
+        """All versions of model ``name``, newest first (empty when the model has none or does not exist)."""
+        escaped = name.replace("'", "\\'")
+        found = self._call(lambda: self._client.search_model_versions(f"name = '{escaped}'"), f"model {name!r}")
+        return sorted((_version_record(v) for v in found), key=lambda v: int(v.version), reverse=True)
+
+    def set_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
+        self._call(lambda: self._client.set_model_version_tag(name, str(version), key, value),
+                   f"version {version} of model {name!r}", missing=ModelNotFound)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self._call(lambda: self._client.set_registered_model_tag(name, key, value), f"model {name!r}",
+                   missing=ModelNotFound)
+
+    def set_alias(self, name: str, alias: str, version: str | int) -> None:
+        self._call(lambda: self._client.set_registered_model_alias(name, alias, str(version)),
+                   f"version {version} of model {name!r}", missing=ModelNotFound)
+
+    @contextmanager
+    def loaded_model(self, name: str, version: str | int) -> Iterator[LoadedModel]:
+        """Version ``version`` of ``name``, downloaded (:meth:`download_model`) and loaded for the duration
+        of the block: its scikit-learn flavour if it has one, else its pyfunc flavour.
+
+        The block bounds the life of the downloaded files, which some pyfunc models read while they predict.
+        """
+        what = f"version {version} of model {name!r}"
+        self.get_version(name, version)
+        with tempfile.TemporaryDirectory(prefix="mlc-model-") as directory:
+            try:
+                local = self.download_model(name, version, Path(directory))
+            except ModelNotFound:
+                raise
+            except ResourceNotFound as exc:
+                raise ModelNotLoadable(exc.message) from exc
+            try:
+                loaded = _load_flavor(name, str(version), str(local))
+            except Exception as exc:  # a broken model raises anything: pickle, import, MLflow errors
+                raise ModelNotLoadable(f"{what} cannot be loaded: {type(exc).__name__}: {exc}") from exc
+            yield loaded
+
+    def download_model(self, name: str, version: str | int, destination: Path) -> Path:
+        """Download the MLflow model directory of version ``version`` of ``name`` under ``destination``;
+        the local model folder. :class:`ResourceNotFound` when the version has no model files (no
+        ``MLmodel``). The files are found through this registry's client rather than a ``models:/`` URI,
+        which MLflow resolves against its global registry URI only."""
+        import mlflow.artifacts
+
+        what = f"version {version} of model {name!r}"
+        download_uri = self._call(lambda: self._client.get_model_version_download_uri(name, str(version)), what,
+                                  missing=ModelNotFound)
+        destination.mkdir(parents=True, exist_ok=True)
+        missing = ResourceNotFound(f"{what}: no model files at {download_uri}")
+        try:
+            local = Path(self._call(lambda: mlflow.artifacts.download_artifacts(
+                artifact_uri=download_uri, dst_path=str(destination), tracking_uri=self.settings.tracking_uri,
+                registry_uri=self.settings.tracking_uri), what))
+        except ModelNotFound:
+            raise
+        except ResourceNotFound as exc:
+            raise missing from exc
+        if not (local / "MLmodel").is_file():
+            raise missing
+        return local
+
+    # runs and artifacts
+
+    def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
+        """Paths (relative to the run's artifact root) of the files and folders directly under ``path``."""
+        found = self._call(lambda: self._client.list_artifacts(run_id, path), f"artifacts of run {run_id}")
+        return [info.path for info in found]
+
+    def log_job_run(
+        self,
+        *,
+        run_name: str,
+        tags: Mapping[str, str],
+        params: Mapping[str, Any],
+        metrics: Mapping[str, float],
+        artifacts: Mapping[str, Path] | None = None,
+        experiment: str | None = None,
+    ) -> str:
+        """Record a finished job as an MLflow run of ``experiment`` (default: the settings'); returns its id.
+
+        ``artifacts`` maps a folder of the run's artifacts to a local file logged into it.
+        """
+        from mlflow.entities import Metric, Param, RunTag
+
+        experiment_id = self._experiment_id(experiment or self.settings.experiment)
+        # not retried: a create that timed out after the server acted would leave a second run
+        run = self._call(lambda: self._client.create_run(experiment_id, run_name=run_name, tags=dict(tags)),
+                         f"a run in experiment {experiment_id}", retry=False)
+        run_id = run.info.run_id
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        try:
+            self._call(lambda: self._client.log_batch(
+                run_id,
+                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
+                params=[Param(key, str(value)[:6000]) for key, value in params.items()],
+                tags=[RunTag(key, value) for key, value in tags.items()],
+            ), f"run {run_id}")
+            for folder, local_path in (artifacts or {}).items():
+                self._call(lambda path=local_path, to=folder: self._client.log_artifact(run_id, str(path), to),
+                           f"run {run_id}")
+        except RegistryError:
+            self._call(lambda: self._client.set_terminated(run_id, "FAILED"), f"run {run_id}")
+            raise
+        self._call(lambda: self._client.set_terminated(run_id, "FINISHED"), f"run {run_id}")
+        return run_id
+
+    def get_run(self, run_id: str) -> RunRecord:
+        return _run_record(self._call(lambda: self._client.get_run(run_id), f"run {run_id}"))
+
+    def search_runs(self, filter_string: str, experiment: str | None = None) -> list[RunRecord]:
+        """Runs of ``experiment`` (default: the settings') matching MLflow's ``filter_string``, newest first."""
+        experiment_id = self._experiment_id(experiment or self.settings.experiment)
+        found = self._call(lambda: self._client.search_runs([experiment_id], filter_string,
+                                                            order_by=["attributes.start_time DESC"]),
+                           f"runs of experiment {experiment_id} where {filter_string}")
+        return [_run_record(run) for run in found]
+
+    def set_run_tag(self, run_id: str, key: str, value: str) -> None:
+        self._call(lambda: self._client.set_tag(run_id, key, value), f"run {run_id}")
+
+    def get_run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self._call(lambda: self._client.get_run(run_id), f"run {run_id}").data.metrics)
+
+    def upload_file(self, local_path: Path, uri: str) -> None:
+        """Store ``local_path`` at ``uri`` (``runs:/…``, ``mlflow-artifacts:/…``, ``s3://…``, ...)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        folder, _, file_name = uri.rstrip("/").rpartition("/")
+        if not folder or not file_name:
+            raise RegistryError(f"{uri}: not a file URI")
+        with tempfile.TemporaryDirectory(prefix="mlc-upload-") as directory:
+            named = Path(directory) / file_name  # the artifact store names the file after the local one
+            shutil.copyfile(local_path, named)
+            self._call(lambda: get_artifact_repository(folder, tracking_uri=self.settings.tracking_uri)
+                       .log_artifact(str(named)), uri)
+
+    def create_version(self, name: str, source: str, *, run_id: str | None = None,
+                       tags: Mapping[str, str] | None = None) -> VersionRecord:
+        """Register a new version of model ``name`` from ``source`` (a ``models:/…`` or run artifact URI)."""
+        model_id = source.removeprefix("models:/") if source.startswith("models:/") else None
+        created = self._call(lambda: self._client.create_model_version(
+            name, source, run_id=run_id, tags=dict(tags or {}), model_id=model_id), f"model {name!r}",
+            missing=ModelNotFound)
+        return _version_record(created)
+
+    def run_project(self, uri: str, *, entry_point: str, parameters: Mapping[str, str], env_manager: str) -> str:
+        """Launch the MLflow Project at ``uri`` as a job of its own in this registry's experiment; its run id.
+
+        The job runs ``mlflow run`` as the leader of its own process group (``synchronous=False``), so it
+        outlives the caller; MLflow marks its run finished or failed. Raises :class:`RegistryError`
+        naming the project when it cannot start.
+        """
+        import mlflow.projects
+
+        experiment_id = self.experiment_id()
+        try:
+            submitted = mlflow.projects.run(uri, entry_point=entry_point, parameters=dict(parameters),
+                                            experiment_id=experiment_id, env_manager=env_manager,
+                                            synchronous=False)
+        except Exception as exc:  # MLflow Projects raises its own, git's, OS and validation errors alike
+            raise RegistryError(f"MLflow Project {uri} (entry point {entry_point}) cannot start: "
+                                f"{getattr(exc, 'message', None) or exc}") from exc
+        return str(submitted.run_id)
+
+    def ensure_webhook(self, url: str, secret: str, *, name: str, description: str,
+                       event: str = "model_version.created") -> str:
+        """The id of MLflow's webhook delivering ``event`` to ``url``, registered when there is none.
+
+        A webhook already registered for ``url`` and ``event`` is reused: its secret is set again (MLflow
+        never shows it) and it is made active. Raises :class:`RegistryError` with MLflow's reason.
+        """
+        def existing() -> list[Any]:
+            webhooks: list[Any] = []
+            token: str | None = None
+            while True:
+                page = self._client.list_webhooks(max_results=100, page_token=token)
+                webhooks.extend(page)
+                token = page.token
+                if not token:
+                    return webhooks
+
+        for webhook in self._call(existing, "webhooks"):
+            if webhook.url == url and any(str(known) == event for known in webhook.events):
+                self._call(lambda hook=webhook: self._client.update_webhook(
+                    hook.webhook_id, secret=secret, status="ACTIVE"), f"webhook {webhook.webhook_id}")
+                return str(webhook.webhook_id)
+        created = self._call(lambda: self._client.create_webhook(name=name, url=url, events=[event],
+                                                                 description=description, secret=secret),
+                             f"webhook {url}")
+        return str(created.webhook_id)
+
+    def experiment_id(self, name: str | None = None) -> str:
+        """The id of experiment ``name`` (default: the settings'), created when it does not exist yet."""
+        return self._experiment_id(name or self.settings.experiment)
+
+    # internals
+
+    def _experiment_id(self, name: str) -> str:
+        if name not in self._experiment_ids:
+            found = self._call(lambda: self._client.get_experiment_by_name(name), f"experiment {name!r}")
+            if found is None:
+                try:
+                    self._experiment_ids[name] = self._call(
+                        lambda: self._client.create_experiment(name), f"experiment {name!r}", retry=False)
+                    return self._experiment_ids[name]
+                except RegistryError as exc:  # another worker created it meanwhile
+                    if exc.code != "RESOURCE_ALREADY_EXISTS":
+                        raise
+                    found = self._call(lambda: self._client.get_experiment_by_name(name), f"experiment {name!r}")
+            self._experiment_ids[name] = found.experiment_id
+        return self._experiment_ids[name]
+
+    def _call(self, call: Callable[[], T], what: str, *, retry: bool = True,
+              missing: type[ResourceNotFound] = ResourceNotFound) -> T:
+        def attempt() -> T:
+            try:
+                return call()
+            except Exception as exc:
+                raise _registry_error(exc, what, self.settings.tracking_uri, missing) from exc
+
+        return self._retry.copy()(attempt) if retry else attempt()
+
+
+def _registry_error(exc: Exception, what: str, tracking_uri: str, missing: type[ResourceNotFound]) -> RegistryError:
+    """The one place MLflow's errors become registry errors.
+
+    MLflow raises ``MlflowException`` for everything, with ``INTERNAL_ERROR`` (HTTP 500) as the
+    default code, so a 5xx counts as unavailability only when it came over the wire: a server's
+    error answer (``RestException``), or a transport failure ("API request to ... failed").
+    """
+    from mlflow.exceptions import MlflowException, RestException
+
+    if not isinstance(exc, MlflowException):
+        if isinstance(exc, (requests.RequestException, ConnectionError, TimeoutError)):
+            return RegistryUnavailable(f"{what}: MLflow at {tracking_uri} unreachable ({exc})")
+        return RegistryError(f"{what}: {type(exc).__name__}: {exc}")
+    status = exc.get_http_status_code()
+    code = str(exc.error_code)
+    if code == "RESOURCE_DOES_NOT_EXIST":
+        return missing(f"{what} not found", status=status, code=code)
+    over_the_wire = (isinstance(exc, RestException) or str(exc.message).startswith("API request to")
+                     or isinstance(exc.__cause__ or exc.__context__, requests.RequestException))
+    if status >= 500 and over_the_wire:
+        return RegistryUnavailable(f"{what}: MLflow at {tracking_uri} unavailable ({exc.message})",
+                                   status=status, code=code)
+    return RegistryError(f"{what}: {exc.message}", status=status, code=code)
+
+
+def _load_flavor(name: str, version: str, local: str) -> LoadedModel:
+    from mlflow.models import Model
+
+    if "sklearn" in Model.load(local).flavors:
+        import mlflow.sklearn
+
+        return LoadedModel(name, version, "sklearn", mlflow.sklearn.load_model(local))
+    import mlflow.pyfunc
+
+    return LoadedModel(name, version, "pyfunc", mlflow.pyfunc.load_model(local))
+
+
+def input_example(folder: Path) -> Any:
+    """The input example saved with the MLflow model in ``folder``, or None when it has none or it is unreadable."""
+    from mlflow.models import Model
+
+    try:
+        return Model.load(str(folder)).load_input_example(str(folder))
+    except Exception:  # noqa: BLE001  # a model without a readable example is the caller's case to report
+        return None
+
+
+def _version_record(found: Any) -> VersionRecord:
+    return VersionRecord(
+        name=found.name,
+        version=str(found.version),
+        description=found.description or "",
+        tags=dict(found.tags or {}),
+        run_id=found.run_id or None,
+        source=found.source or "",
+        status=str(found.status or ""),
+        created=datetime.fromtimestamp((found.creation_timestamp or 0) / 1000, tz=UTC),
+        aliases=tuple(found.aliases or ()),
+    )
+
+
+def _model_record(found: Any) -> ModelRecord:
+    return ModelRecord(name=found.name, description=found.description or "", tags=dict(found.tags or {}),
+                       aliases={alias: str(v) for alias, v in (found.aliases or {}).items()})
+
+
+def _run_record(run: Any) -> RunRecord:
+    def moment(millis: int | None) -> datetime | None:
+        return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
+
+    return RunRecord(run_id=run.info.run_id, status=str(run.info.status), started=moment(run.info.start_time)
+                     or datetime.fromtimestamp(0, tz=UTC), ended=moment(run.info.end_time),
+                     tags=dict(run.data.tags or {}), params=dict(run.data.params or {}),
+                     metrics=dict(run.data.metrics or {}))
+
+
+def _default_global_tracking_uri(tracking_uri: str) -> None:
+    """Make ``tracking_uri`` MLflow's global tracking URI, unless someone has set one.
+
+    Files named ``models:/…`` (test data, criteria) are read through MLflow's artifact download,
+    which resolves that scheme against the global registry URI only. A worker talks to one MLflow,
+    so the global URI is set once from the settings; this registry's own calls never depend on it.
+    """
+    import mlflow.tracking
+
+    if not mlflow.tracking.is_tracking_uri_set():
+        mlflow.tracking.set_tracking_uri(tracking_uri)

@@ -1,0 +1,105 @@
+"""A registered model as the processes see it: what a reviewer reads about a version, what a version
+names for testing it, and how the registry's errors end a task.
+
+A version names its test files by tags (``test_data``, ``test_criteria``, ``label_column``); without a
+tag, by artifacts of the run that produced it: ``mlc/test_data.csv`` or ``mlc/test_data.parquet``, and
+``mlc/test_criteria.dmn``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from workers.clients.mlflow import (
+    ModelNotFound,
+    ModelRecord,
+    ModelRegistry,
+    RegistryUnavailable,
+    ResourceNotFound,
+    VersionRecord,
+)
+from workers.harness.outcomes import BusinessError, RetryableError
+
+__all__ = [
+    "DEFAULT_LABEL_COLUMN",
+    "TEST_CRITERIA_ARTIFACT",
+    "TEST_DATA_ARTIFACTS",
+    "TestAssets",
+    "model_details",
+    "registry_outcomes",
+    "test_assets",
+]
+
+DEFAULT_LABEL_COLUMN = "label"
+TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
+TEST_CRITERIA_ARTIFACT = "mlc/test_criteria.dmn"
+
+
+@dataclass(frozen=True)
+class TestAssets:
+    """What a version names for testing it: labelled data, criteria (DMN), the label column."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+    test_data: str | None
+    dmn_file: str | None
+    label_column: str
+
+
+def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
+    """The version's test assets: its tags, else the ``mlc/`` artifacts of its run."""
+    run_files = _RunFiles(registry, version.run_id)
+    return TestAssets(
+        test_data=version.tags.get("test_data") or run_files.first(TEST_DATA_ARTIFACTS),
+        dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
+        label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
+    )
+
+
+def model_details(model: ModelRecord, version: VersionRecord) -> dict[str, Any]:
+    """What a reviewer needs to know about the version: the ``MODEL_DETAILS`` variable."""
+    return {
+        "name": model.name,
+        "version": version.version,
+        "description": version.description or model.description,
+        "service": model.service,
+        "model_tags": model.tags,
+        "version_tags": version.tags,
+        "aliases": list(version.aliases),
+        "run_id": version.run_id,
+        "source": version.source,
+        "created": version.created.isoformat(),
+    }
+
+
+@contextmanager
+def registry_outcomes() -> Iterator[None]:
+    """An unknown model or version is the BPMN error ``MODEL_NOT_FOUND``; MLflow down is a retry."""
+    try:
+        yield
+    except ModelNotFound as exc:
+        raise BusinessError("MODEL_NOT_FOUND", exc.message) from exc
+    except RegistryUnavailable as exc:
+        raise RetryableError(exc.message) from exc
+
+
+class _RunFiles:
+    """The ``mlc/`` artifacts of the version's run, listed once and only when a tag is missing."""
+
+    def __init__(self, registry: ModelRegistry, run_id: str | None) -> None:
+        self._registry = registry
+        self._run_id = run_id
+        self._paths: set[str] | None = None
+
+    def first(self, candidates: tuple[str, ...]) -> str | None:
+        if self._run_id is None:
+            return None
+        if self._paths is None:
+            try:
+                self._paths = set(self._registry.list_run_artifacts(self._run_id, "mlc"))
+            except ResourceNotFound:  # the run was deleted: the version keeps its model files only
+                self._paths = set()
+        return next((f"runs:/{self._run_id}/{path}" for path in candidates if path in self._paths), None)

@@ -1,0 +1,243 @@
+"""``mlc up``: the whole system on one machine, on the embedded defaults.
+
+Starts the engine (H2), an MLflow tracking server (SQLite), the Jira and ServiceNow development
+servers (when ``MLC_JIRA_URL`` / ``MLC_SERVICENOW_URL`` are on loopback, as by default) and one worker
+process per topic; registers the sample model and
+runs two sample back tests, one that passes and one that fails and opens a ticket; then waits for
+Ctrl-C and stops everything, workers first so they drain.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from workers.config import (
+    EngineSettings,
+    FleetSettings,
+    JiraSettings,
+    MlflowSettings,
+    RuntimeSettings,
+    ServiceNowSettings,
+    load,
+)
+from workers.engine import EngineClient
+from workers.fleet.processes import (
+    ManagedProcess,
+    engine_process,
+    http_ok,
+    mlflow_process,
+    mlserver_process,
+    wait_until,
+    worker_process,
+)
+from workers.topics import TOPICS
+from workers.triggers.signals import BACK_TEST_JIRA, send_signal, wait_for_outcome
+
+__all__ = ["LocalFleet", "run_back_test", "serve_forever"]
+
+def run_back_test(engine: EngineClient, model_id: str, *, version: str | None = None,
+                  input_file: str | None = None, output_file: str | None = None) -> str:
+    """Send the seeds' back test signal (tickets in Jira); returns the request id the started instance carries."""
+    return send_signal(engine, BACK_TEST_JIRA, {"MODEL_ID": model_id, "MODEL_VERSION": version,
+                                               "INPUT_FILE": input_file, "OUTPUT_FILE": output_file})
+
+
+@dataclass
+class LocalFleet:
+    fleet: FleetSettings
+    engine: EngineSettings
+    mlflow: MlflowSettings
+    jira: JiraSettings
+    servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
+    processes: list[ManagedProcess] = field(default_factory=list)
+    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @classmethod
+    def from_environment(cls) -> LocalFleet:
+        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings),
+                   load(ServiceNowSettings))
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet.bridge_port}"
+
+    @property
+    def mlserver_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet.mlserver_port}"
+
+    def worker_environment(self) -> dict[str, str]:
+        env = {
+            "MLC_ENGINE_URL": self.engine.url,
+            "MLC_MLFLOW_TRACKING_URI": self.mlflow.tracking_uri,
+            "MLC_MLFLOW_EXPERIMENT": self.mlflow.experiment,
+            "MLC_JIRA_URL": self.jira.url,
+            "MLC_SERVICENOW_URL": self.servicenow.url,
+            "MLC_MLSERVER_URL": self.mlserver_url,
+            "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),
+            "MLC_RUNTIMES_FILE": str(load(RuntimeSettings).file.resolve()),
+        }
+        if self.engine.user:
+            env["MLC_ENGINE_USER"] = self.engine.user
+        if self.engine.password:
+            env["MLC_ENGINE_PASSWORD"] = self.engine.password.get_secret_value()
+        return env
+
+    def start(self, say: Any = print) -> None:
+        self.fleet.home.mkdir(parents=True, exist_ok=True)
+        say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
+        self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
+        say("starting MLflow ...")
+        self._start(mlflow_process(self.fleet, self.mlflow, local_webhooks=True), 120)
+        say("starting MLServer (the DEV online runtime) ...")
+        port = self.fleet.mlserver_port
+        self._start(mlserver_process(self.fleet, port, port + 1, port + 2,
+                                     self.fleet.home.resolve() / "mlserver" / "models"), 120)
+        environment = self.worker_environment()
+        say("starting the event bridge ...")
+        self._start(self._bridge(environment), 60)
+        if self.jira_is_local:
+            say(f"starting the Jira development server at {self.jira.url} (MLC_JIRA_URL names a real Jira) ...")
+            self._start(self._jira_dev_server(), 60)
+        if _is_loopback(self.servicenow.url):
+            say(f"starting the ServiceNow development server at {self.servicenow.url} "
+                "(MLC_SERVICENOW_URL names a real instance) ...")
+            self._start(self._servicenow_dev_server(), 60)
+        from workers.triggers.bridge import ensure_mlflow_webhook
+
+        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow", self.webhook_secret)
+        for index, topic in enumerate(sorted(TOPICS)):
+            port = self.fleet.worker_health_base_port + index
+            self._start(worker_process(topic, self.fleet, port, environment), 120)
+        say(f"started {len(TOPICS)} workers: {', '.join(sorted(TOPICS))}")
+
+    @property
+    def jira_is_local(self) -> bool:
+        """A Jira URL on this machine's loopback means the development server; a real Jira never is."""
+        return _is_loopback(self.jira.url)
+
+    def _jira_dev_server(self) -> ManagedProcess:
+        parsed = urlparse(self.jira.url)
+        return ManagedProcess(
+            name="jira-dev",
+            argv=[sys.executable, "-m", "devservers.jira", "--host", parsed.hostname or "127.0.0.1",
+                  "--port", str(parsed.port or 8089), "--webhook", f"{self.bridge_url}/webhooks/jira",
+                  "--webhook-secret", self.webhook_secret,
+                  "--state", str(self.fleet.home.resolve() / "devservers" / "jira.json")],
+            log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
+            ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+        )
+
+    def _servicenow_dev_server(self) -> ManagedProcess:
+        parsed = urlparse(self.servicenow.url)
+        return ManagedProcess(
+            name="servicenow-dev",
+            argv=[sys.executable, "-m", "devservers.servicenow", "--host", parsed.hostname or "127.0.0.1",
+                  "--port", str(parsed.port or 8093),
+                  "--state", str(self.fleet.home.resolve() / "devservers" / "servicenow.json")],
+            log_path=self.fleet.home.resolve() / "logs" / "servicenow-dev.log",
+            ready=http_ok(f"{self.servicenow.url.rstrip('/')}/_dev/requests"),
+        )
+
+    def _bridge(self, environment: dict[str, str]) -> ManagedProcess:
+        return ManagedProcess(
+            name="bridge",
+            argv=[sys.executable, "-m", "workers", "bridge"],
+            log_path=self.fleet.home.resolve() / "logs" / "bridge.log",
+            ready=http_ok(f"{self.bridge_url}/health"),
+            env={**environment, "MLC_BRIDGE_PORT": str(self.fleet.bridge_port), "MLC_LOG_FORMAT": "json",
+                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.webhook_secret,
+                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.webhook_secret},
+        )
+
+    def _start(self, process: ManagedProcess, timeout_s: float) -> None:
+        self.processes.append(process)
+        process.start(timeout_s)
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def run_demo(self, say: Any = print, timeout_s: float = 300) -> dict[str, dict[str, Any]]:
+        """Register the sample model and run a passing and a failing back test; returns both outcomes."""
+        from workers.fleet.sample import register_sample_model  # trains with scikit-learn: import when used
+
+        sample = register_sample_model(self.mlflow)
+        say(f"sample model {sample.name} version {sample.version} registered in MLflow")
+        outcomes: dict[str, dict[str, Any]] = {}
+        with EngineClient(self.engine) as engine:
+            requests = {
+                "on its test data": run_back_test(engine, sample.name),
+                "on drifted data": run_back_test(engine, sample.name, input_file=sample.drifted_data_uri),
+            }
+            for label, request_id in requests.items():
+                outcomes[label] = wait_for_outcome(engine, request_id, timeout_s)
+                say(f"back test {label}: {outcomes[label]['summary']}")
+            outcomes["new version"] = self._submit_new_version(engine, sample, say, timeout_s)
+        return outcomes
+
+    def _submit_new_version(self, engine: EngineClient, sample: Any, say: Any, timeout_s: float) -> dict[str, Any]:
+        """Register a new version with run_test and jira: MLflow's webhook starts its deployment."""
+        from workers.clients.mlflow import ModelRegistry
+
+        registry = ModelRegistry(self.mlflow)
+        first = registry.get_version(sample.name, sample.version)
+        version = registry.create_version(sample.name, first.source, run_id=first.run_id,
+                                          tags={"run_test": "true", "jira": "true"}).version
+        say(f"registered {sample.name} version {version} (run_test, jira): MLflow's webhook starts its deployment")
+
+        def waiting_review() -> list[dict[str, Any]]:
+            started = engine.get("/process-instance", businessKey=f"{sample.name}:{version}")
+            return started and engine.get("/process-instance", superProcessInstance=started[0]["id"])
+
+        waiting = wait_until(waiting_review, timeout_s, interval_s=0.5) and waiting_review()
+        if not waiting:
+            say("the deployment process did not reach its review; see the logs")
+            return {"summary": "no review ticket", "ticket": None}
+        ticket = waiting[0]["businessKey"]
+        say(f"review ticket {ticket} waits for approval: move it to Done in Jira ({self.jira.url}/browse/{ticket}"
+            + (f"; on the development server: curl -X POST {self.jira.url}/_dev/transition "
+               f"-H 'Content-Type: application/json' -d '{{\"key\": \"{ticket}\", \"status\": \"Done\"}}'"
+               if self.jira_is_local else "") + ") and the version is deployed to MLServer")
+        return {"summary": f"review ticket {ticket} waiting", "ticket": ticket, "version": version}
+
+    def print_addresses(self, say: Any = print) -> None:
+        root = self.engine.url.rsplit("/engine-rest", 1)[0]
+        say(f"Cockpit   {root}/camunda  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
+        say(f"REST API  {self.engine.url}")
+        say(f"MLflow    {self.mlflow.tracking_uri}")
+        say(f"Jira      {self.jira.url}")
+        say(f"ServiceNow {self.servicenow.url}")
+        say(f"MLServer  {self.mlserver_url}  (V2 inference)")
+        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
+
+
+def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool) -> int:
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        fleet.start()
+        fleet.print_addresses()
+        if demo:
+            fleet.run_demo()
+        if exit_after_demo:
+            return 0
+        print("the fleet is running; Ctrl-C stops it")
+        stopping.wait()
+        return 0
+    finally:
+        print("stopping the fleet ...")
+        fleet.stop()
+
+
+def _is_loopback(url: str) -> bool:
+    """A URL on this machine's loopback names a development server; a real Jira or ServiceNow never is."""
+    return urlparse(url).hostname in ("127.0.0.1", "localhost", "::1")

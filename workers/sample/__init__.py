@@ -1,1 +1,0 @@
-"""Package data: the sample model's test criteria (``test_criteria.dmn``)."""

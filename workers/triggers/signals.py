@@ -1,0 +1,92 @@
+"""The seeds' signals, which start the MLC processes, and finding the instance a signal started.
+
+A signal starts every process waiting for it and answers nothing, so each signal sent here carries a
+fresh ``MLC_REQUEST_ID`` variable by which the started instance is found in the engine's history.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from workers.engine import EngineClient
+from workers.fleet.processes import wait_until
+
+__all__ = [
+    "BACK_TEST_JIRA",
+    "BACK_TEST_PASSED",
+    "BACK_TEST_SERVICENOW",
+    "BATCH_JOB_DONE",
+    "DEPLOYED_BATCH_JOB",
+    "MODEL_BACK_TEST",
+    "describe_outcome",
+    "find_instance",
+    "send_signal",
+    "wait_for_outcome",
+]
+
+BACK_TEST_JIRA = "com.modelop.mlc.definitions.Signals_Run_Back_Test_Jira"
+BACK_TEST_SERVICENOW = "com.modelop.mlc.definitions.Signals_Run_Back_Test_ServiceNow"
+MODEL_BACK_TEST = "com.modelop.mlc.definitions.Signals_MODEL_BACK_TEST"
+DEPLOYED_BATCH_JOB = "com.modelop.mlc.definitions.Signals_DEPLOYED_BATCH_JOB"
+BACK_TEST_PASSED = "back-test-passed"
+"""The end event of a Run Back Test that passed."""
+BATCH_JOB_DONE = "batch-job-done"
+"""The end event of a Run Batch Model Job that wrote its output."""
+
+
+def send_signal(engine: EngineClient, name: str, variables: Mapping[str, Any]) -> str:
+    """Send signal ``name`` with ``variables`` (``None`` values left out); the request id it carries."""
+    request_id = uuid.uuid4().hex
+    engine.signal(name, {**{k: v for k, v in variables.items() if v is not None}, "MLC_REQUEST_ID": request_id})
+    return request_id
+
+
+def find_instance(engine: EngineClient, request_id: str) -> dict[str, Any] | None:
+    """The history entry of the instance :func:`send_signal` started, once the engine has it."""
+    # POST: the GET form splits KEY_OPERATOR_VALUE on underscores, which variable names contain
+    found = engine.post("/history/process-instance",
+                        {"variables": [{"name": "MLC_REQUEST_ID", "operator": "eq", "value": request_id}]})
+    return found[0] if found else None
+
+
+def wait_for_outcome(engine: EngineClient, request_id: str, timeout_s: float,
+                     details: Sequence[str] = ("TEST_RESULT_MESSAGE",)) -> dict[str, Any]:
+    """Wait until the instance started for ``request_id`` ends or stops at an incident; describe it."""
+    instance: dict[str, Any] = {}
+
+    def settled() -> bool:
+        found = find_instance(engine, request_id)
+        if not found:
+            return False
+        instance.update(found)
+        return bool(found.get("endTime")) or bool(engine.get("/incident", processInstanceId=found["id"]))
+
+    wait_until(settled, timeout_s, interval_s=0.5)
+    return describe_outcome(engine, instance, details)
+
+
+def describe_outcome(engine: EngineClient, instance: dict[str, Any],
+                     details: Sequence[str] = ("TEST_RESULT_MESSAGE",)) -> dict[str, Any]:
+    """``summary`` (the end reached, the ticket opened and the first of ``details`` set, or the
+    incident), ``end`` (the end event's name), ``end_id`` (its id), ``ticket``, ``instance`` and
+    ``variables`` of a started instance."""
+    if not instance.get("id"):
+        return {"summary": "did not start (is the process deployed?)", "end": None, "end_id": None}
+    variables = {v["name"]: v["value"] for v in engine.get(
+        "/history/variable-instance", processInstanceId=instance["id"], deserializeValues="false")}
+    ends = engine.get("/history/activity-instance", processInstanceId=instance["id"], activityType="noneEndEvent")
+    end = ends[0]["activityName"] if ends else None
+    end_id = ends[0]["activityId"] if ends else None
+    incidents = engine.get("/incident", processInstanceId=instance["id"])
+    ticket = variables.get("JIRA_TICKET") or variables.get("SERVICENOW_INCIDENT")
+    if incidents:
+        summary = f"incident: {incidents[0]['incidentMessage']}"
+    elif end is None:
+        summary = "still running"
+    else:
+        detail = next((str(variables[name]) for name in details if variables.get(name)), "")
+        summary = end + (f" ({ticket})" if ticket else "") + (f": {detail}" if detail else "")
+    return {"summary": summary, "end": end, "end_id": end_id, "ticket": ticket, "instance": instance["id"],
+            "variables": variables}
