@@ -26,7 +26,7 @@ from devservers.openapi import Problem, json_path, schema_errors, short
 
 CONTRACT_ENV = "MLC_JIRA_CONTRACT"
 """The variable naming Atlassian's OpenAPI document (``jira-cloud-platform.openapi.json``)."""
-ROUTES_SOURCE = "the server's own routes (no contract)"
+ROUTES_SOURCE = "none, requests unchecked"
 
 
 # --- the contract ----------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A ServiceNow-compatible development server: the Table API on incidents, checked against a written contract.
 
-What it is: an in-memory stand-in for a ServiceNow instance's Table API on the table ``incident``, used
+What it is: a stand-in for a ServiceNow instance's Table API on the table ``incident``, used
 by the fleet's tests and the local demo fleet. Each request under ``/api/`` is matched to an operation
 of ``servicenow-table-api.openapi.json`` (beside this module, written from ServiceNow's Table API
 documentation) and checked: path, method, query and header parameters, JSON body. Each response is
@@ -37,17 +37,20 @@ as on an instance, their entries shown only by ``/_dev/incidents``; no XML, no `
 ``sysparm_view``, ``sysparm_input_display_value`` (references resolve by sys_id or display value
 either way) and the domain and count parameters are accepted and have no effect.
 
+The incidents and their journals are kept in memory, or with a state file (``state_file`` /
+``--state``) across restarts too.
+
 Run it in the foreground with ``python -m devservers.servicenow --host 127.0.0.1 --port 8093``.
+
+Modules: :mod:`.query` (encoded queries), :mod:`.app` (the instance's behaviour and the operations),
+:mod:`.server` (:class:`ServiceNowDevServer`), :mod:`.cli` (the command line); the contract
+``servicenow-table-api.openapi.json`` is package data.
 """
 
-from devservers.servicenow.app import (
-    CONTRACT_PATH,
-    QueryError,
-    ServiceNowDevServer,
-    load_contract,
-    main,
-    parse_query,
-    reference_id,
-)
+from devservers.servicenow.app import CONTRACT_PATH, load_contract, reference_id
+from devservers.servicenow.cli import main
+from devservers.servicenow.query import QueryError, parse_query
+from devservers.servicenow.server import ServiceNowDevServer
 
-__all__ = ["CONTRACT_PATH", "QueryError", "ServiceNowDevServer", "load_contract", "main", "parse_query", "reference_id"]
+__all__ = ["CONTRACT_PATH", "QueryError", "ServiceNowDevServer", "load_contract", "main", "parse_query",
+           "reference_id"]

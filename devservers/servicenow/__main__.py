@@ -1,5 +1,6 @@
-"""``python -m devservers.servicenow``: the ServiceNow development server in the foreground."""
+"""``python -m devservers.servicenow``: the ServiceNow development server in the foreground (see
+:mod:`devservers.servicenow.cli`)."""
 
-from devservers.servicenow.app import main
+from devservers.servicenow.cli import main
 
 raise SystemExit(main())

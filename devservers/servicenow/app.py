@@ -1,4 +1,5 @@
-"""The ServiceNow development server: its behaviour, operations, server and command line (see the package)."""
+"""A ServiceNow instance's Table API on incidents behind the HTTP plumbing (:class:`ServiceNowApp`): its
+error bodies, the checks beyond the contract, references, the records and the implemented operations."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -16,22 +16,18 @@ from pathlib import Path
 from typing import Any
 
 from devservers.openapi import Contract, Operation, Problem
+from devservers.servicenow.query import QueryError, parse_query
 from devservers.serving import (
     Call,
-    CommandLine,
     DevApp,
     DevRoute,
-    DevServer,
     Refused,
     Request,
     Response,
     missing_page,
     problem_text,
     record_page,
-    serve_in_foreground,
 )
-
-__all__ = ["QueryError", "ServiceNowDevServer", "load_contract", "main", "parse_query", "reference_id"]
 
 CONTRACT_PATH = Path(__file__).with_name("servicenow-table-api.openapi.json")
 DEFAULT_USERS: Mapping[str, str] = {"mlc.integration": "password"}
@@ -67,115 +63,6 @@ def reference_id(table: str, name: str) -> str:
     """The sys_id this server gives the user or group ``name`` of ``table`` (``sys_user``, ``sys_user_group``)."""
     return hashlib.md5(f"{table}:{name}".encode()).hexdigest()
 
-
-# --- encoded queries --------------------------------------------------------------------------------------
-
-class QueryError(ValueError):
-    """An encoded query an instance would not apply as written, or one outside this server's subset."""
-
-
-@dataclass(frozen=True)
-class Condition:
-    """``<field><operator><value>``."""
-
-    field: str
-    operator: str
-    value: str
-
-    def holds(self, record: Mapping[str, str]) -> bool:
-        actual = record[self.field].lower()
-        wanted = self.value.lower()
-        if self.operator in ("IN", "NOT IN"):
-            return (actual in [item.strip() for item in wanted.split(",")]) == (self.operator == "IN")
-        test = {"=": actual == wanted, "!=": actual != wanted, "LIKE": wanted in actual,
-                "NOT LIKE": wanted not in actual, "STARTSWITH": actual.startswith(wanted),
-                "ENDSWITH": actual.endswith(wanted), "ISEMPTY": actual == "", "ISNOTEMPTY": actual != ""}
-        return test[self.operator]
-
-
-@dataclass(frozen=True)
-class EncodedQuery:
-    """Conditions as groups that must all hold, each holding when one of its conditions does (``^OR``),
-    and the order as (field, descending) pairs."""
-
-    groups: tuple[tuple[Condition, ...], ...]
-    order: tuple[tuple[str, bool], ...]
-
-    def matches(self, record: Mapping[str, str]) -> bool:
-        return all(any(condition.holds(record) for condition in group) for group in self.groups)
-
-
-_CONDITION = re.compile(r"(?P<field>[a-z][a-z0-9_]*)(?P<operator>!=|=|NOT LIKE|LIKE|STARTSWITH|ENDSWITH|NOT IN|IN"
-                        r"|ISNOTEMPTY|ISEMPTY)(?P<value>.*)", re.DOTALL)
-_SUBSET = ("it supports <field><operator><value> with the operators =, !=, LIKE, NOT LIKE, STARTSWITH, ENDSWITH, "
-           "IN, NOT IN, ISEMPTY and ISNOTEMPTY, joined by ^ (and) and ^OR (or), and ORDERBY<field> / "
-           "ORDERBYDESC<field>")
-
-
-def parse_query(query: str, fields: Sequence[str]) -> EncodedQuery:
-    """Parse an encoded query on ``fields``; raise :class:`QueryError` when a part of it would not apply."""
-    groups: list[list[Condition]] = []
-    order: list[tuple[str, bool]] = []
-    for segment in _segments(query):
-        if not segment:
-            continue
-        if segment.startswith("ORDERBY"):
-            descending = segment.startswith("ORDERBYDESC")
-            order.append((_known(segment.removeprefix("ORDERBYDESC" if descending else "ORDERBY"), fields, segment),
-                          descending))
-            continue
-        alternative = segment.startswith("OR")
-        condition = _condition(segment.removeprefix("OR") if alternative else segment, fields)
-        if alternative:
-            if not groups:
-                raise QueryError(f"the query starts with the alternative '{segment}': ^OR needs a condition before it")
-            groups[-1].append(condition)
-        else:
-            groups.append([condition])
-    return EncodedQuery(tuple(tuple(group) for group in groups), tuple(order))
-
-
-def _segments(query: str) -> list[str]:
-    """``query`` split on ``^``; ``^^`` stands for a literal ``^`` in a value."""
-    segments, current, position = [], [], 0
-    while position < len(query):
-        if query.startswith("^^", position):
-            current.append("^")
-            position += 2
-        elif query[position] == "^":
-            segments.append("".join(current))
-            current = []
-            position += 1
-        else:
-            current.append(query[position])
-            position += 1
-    return [*segments, "".join(current)]
-
-
-def _condition(text: str, fields: Sequence[str]) -> Condition:
-    if text.startswith("NQ"):
-        raise QueryError(f"the ServiceNow development server does not support ^NQ (new query) in '{text}': {_SUBSET}")
-    found = _CONDITION.fullmatch(text)
-    if found is None:
-        field = re.match(r"[A-Za-z0-9_.]*", text)
-        if field and "." in field.group():
-            raise QueryError(f"the ServiceNow development server does not dot-walk ('{field.group()}')")
-        if field and field.group() and field.group() not in fields:
-            raise QueryError(f"unknown field '{field.group()}' in the condition '{text}'")
-        raise QueryError(f"the ServiceNow development server does not support the condition '{text}': {_SUBSET}")
-    condition = Condition(_known(found["field"], fields, text), found["operator"], found["value"])
-    if condition.operator in ("ISEMPTY", "ISNOTEMPTY") and condition.value:
-        raise QueryError(f"{condition.operator} takes no value, in '{text}'")
-    return condition
-
-
-def _known(field: str, fields: Sequence[str], text: str) -> str:
-    if field not in fields:
-        raise QueryError(f"unknown field '{field}' in '{text}'")
-    return field
-
-
-# --- the application ------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ReferencedRecord:
@@ -224,12 +111,23 @@ class ServiceNowApp(DevApp):
         return {"incidents": self._incidents, "journals": self._journals, "next_number": self._next_number}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        incidents = {str(sys_id): {str(k): str(v) for k, v in record.items()}
-                     for sys_id, record in state["incidents"].items()}
-        journals = {str(sys_id): [dict(entry) for entry in entries] for sys_id, entries in state["journals"].items()}
+        incidents: dict[str, dict[str, str]] = {}
+        for sys_id, stored in state["incidents"].items():
+            unknown = sorted(set(stored) - set(self.fields))
+            if unknown:
+                raise ValueError(f"incident {sys_id}: fields the contract does not have: {', '.join(unknown)}")
+            record = {name: str(stored.get(name, "")) for name in self.fields}
+            if record["sys_id"] != sys_id or not record["number"].startswith("INC"):
+                raise ValueError(f"incident {sys_id}: its sys_id and number are {record['sys_id']!r} and "
+                                 f"{record['number']!r}")
+            incidents[sys_id] = record
+        journals = {str(sys_id): [{str(k): str(v) for k, v in entry.items()} for entry in entries]
+                    for sys_id, entries in state["journals"].items()}
         if set(journals) != set(incidents):
-            raise ValueError("every incident needs a journal")
-        self._incidents, self._journals, self._next_number = incidents, journals, int(state["next_number"])
+            raise ValueError("every incident needs a journal, and every journal an incident")
+        numbers = [int(record["number"].removeprefix("INC")) for record in incidents.values()]
+        self._incidents, self._journals = incidents, journals
+        self._next_number = max([int(state["next_number"]), *(number + 1 for number in numbers)])
 
     # --- ServiceNow's words
 
@@ -429,48 +327,3 @@ def load_contract(path: str | os.PathLike[str] = CONTRACT_PATH) -> Contract:
 def _load_contract(path: str) -> Contract:
     with open(path, encoding="utf-8") as handle:
         return Contract(json.load(handle), path, title="the ServiceNow Table API contract", strict_query=True)
-
-
-# --- the server -----------------------------------------------------------------------------------------------
-
-class ServiceNowDevServer(DevServer):
-    """A ServiceNow-compatible development server on a background thread (see the module docstring).
-
-    ``ServiceNowDevServer(port=0).start()`` listens on a free port of ``host``; ``url`` is its base URL.
-    ``users`` are the accepted Basic credentials ``{user_name: password}``, each also a ``sys_user``;
-    ``callers`` are more users and ``groups`` the ``sys_user_group`` records references may point to,
-    by display value or by sys_id (:func:`reference_id`).
-    """
-
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, users: Mapping[str, str] | None = None,
-                 groups: Sequence[str] = DEFAULT_GROUPS, callers: Sequence[str] = DEFAULT_CALLERS,
-                 contract_path: str | os.PathLike[str] = CONTRACT_PATH,
-                 state_file: str | os.PathLike[str] | None = None) -> None:
-        self._app: ServiceNowApp = ServiceNowApp(load_contract(contract_path),
-                                                 users if users is not None else DEFAULT_USERS, groups, callers)
-        super().__init__(self._app, host, port, state_file)
-
-    def incidents(self) -> list[dict[str, Any]]:
-        """The stored incidents, oldest first: the actual value of each field, and a ``journal`` of the
-        comments and work notes written to it."""
-        return self._app.incidents()
-
-
-# --- command line ---------------------------------------------------------------------------------------------
-
-COMMAND_LINE = CommandLine("devservers.servicenow", "ServiceNow-compatible development server (Table API on "
-                           "incidents) checking requests against a written OpenAPI contract.", 8093, "USER:PASSWORD",
-                           "MLC_SERVICENOW_USER", "MLC_SERVICENOW_PASSWORD", DEFAULT_USERS)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server in the foreground until SIGINT (Ctrl-C) or SIGTERM."""
-    parser = COMMAND_LINE.parser()
-    parser.add_argument("--group", action="append", dest="groups", metavar="NAME",
-                        help=f"assignment group, repeatable (default: {', '.join(DEFAULT_GROUPS)})")
-    parser.add_argument("--caller", action="append", dest="callers", metavar="NAME",
-                        help=f"user incidents may name as caller, repeatable (default: {', '.join(DEFAULT_CALLERS)})")
-    arguments = parser.parse_args(argv)
-    return serve_in_foreground(lambda: ServiceNowDevServer(
-        arguments.host, arguments.port, COMMAND_LINE.users(arguments), arguments.groups or DEFAULT_GROUPS,
-        arguments.callers or DEFAULT_CALLERS, state_file=arguments.state), arguments.log_level)

@@ -24,10 +24,14 @@ import requests
 
 from devservers.jira import JiraDevServer, JqlError, adf_to_text, parse_jql, text_to_adf
 from devservers.jira import contract as contract_module
+from devservers.jira.operations import OPERATIONS
+from devservers.serving import StateFileError
 
 SECRET = "webhook-secret"
 AUTH = ("mlc@example.com", "token")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+JIRA_CONTRACT = REPO_ROOT.parent / "shared" / "contracts" / "jira-cloud-platform.openapi.json"
+"""Atlassian's OpenAPI document: beside the repository in development and CI, never part of it."""
 
 
 @dataclass(frozen=True)
@@ -89,9 +93,16 @@ def receiver() -> Iterator[WebhookReceiver]:
     hook.close()
 
 
+def checked(**options: Any) -> JiraDevServer:
+    """A server checking requests against Atlassian's contract."""
+    server = JiraDevServer(spec_path=JIRA_CONTRACT, **options)
+    assert server.checks_requests, f"Atlassian's Jira contract is not at {JIRA_CONTRACT}"
+    return server
+
+
 @pytest.fixture(scope="module")
 def server(receiver: WebhookReceiver) -> Iterator[JiraDevServer]:
-    with JiraDevServer(port=0, webhooks=[receiver.url], webhook_secret=SECRET) as jira:
+    with checked(port=0, webhooks=[receiver.url], webhook_secret=SECRET) as jira:
         yield jira
 
 
@@ -160,7 +171,7 @@ def test_data_center_issue_has_a_text_description_shown_as_a_document_in_v3(jira
 
 
 def test_keys_count_up_per_project() -> None:
-    with JiraDevServer(projects=("MLC", "OPS")) as other:
+    with checked(projects=("MLC", "OPS")) as other:
         keys = [requests.post(f"{other.url}/rest/api/3/issue", auth=AUTH,
                               json={"fields": new_fields(project={"key": key})}).json()["key"]
                 for key in ("MLC", "OPS", "MLC")]
@@ -507,7 +518,7 @@ def test_webhook_failures_do_not_disturb_the_server() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}/hook"
-    with JiraDevServer(webhooks=[dead]) as other:
+    with checked(webhooks=[dead]) as other:
         first = requests.post(f"{other.url}/rest/api/3/issue", auth=AUTH, json={"fields": new_fields()})
         other.transition(first.json()["key"], "Done")
         second = requests.post(f"{other.url}/rest/api/3/issue", auth=AUTH, json={"fields": new_fields()})
@@ -556,7 +567,7 @@ def test_enhanced_search_is_labelled_by_where_its_contract_came_from(jira: JiraD
 
 
 def test_reset_over_http_forgets_everything() -> None:
-    with JiraDevServer() as other:
+    with checked() as other:
         requests.post(f"{other.url}/rest/api/3/issue", auth=AUTH, json={"fields": new_fields()})
         other.inject_faults(500, 5)
         assert requests.post(f"{other.url}/_dev/reset").status_code == 204
@@ -617,94 +628,188 @@ def test_documents_convert_to_text_and_back() -> None:
 def test_start_is_fast_even_with_a_cold_contract() -> None:
     contract_module._load_contract.cache_clear()
     began = time.perf_counter()
-    with JiraDevServer() as fresh:
+    with checked() as fresh:
         started = time.perf_counter() - began
         assert requests.get(f"{fresh.url}/rest/api/3/serverInfo", auth=AUTH).status_code == 200
     assert started < 3.0
 
 
-def test_without_a_contract_it_serves_unchecked_and_says_so_once(tmp_path: Path, caplog, monkeypatch) -> None:
+NO_CONTRACT = "requests are not checked against it"
+
+
+def new_issue(server: JiraDevServer, **fields: Any) -> requests.Response:
+    return requests.post(f"{server.url}/rest/api/3/issue", auth=AUTH, json={"fields": new_fields(**fields)})
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["none-named", "absent-file"])
+def test_without_a_contract_it_serves_unchecked_and_says_so_once(
+        named: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MLC_JIRA_CONTRACT", raising=False)
-    for absent in (None, tmp_path / "absent.json"):
-        caplog.clear()
-        with caplog.at_level("WARNING", logger="devservers.jira"), JiraDevServer(spec_path=absent) as bare:
-            assert not bare.checks_requests
-            created = requests.post(f"{bare.url}/rest/api/3/issue", auth=AUTH, json={"fields": {
-                "project": {"key": "MLC"}, "summary": "unchecked", "issuetype": {"name": "Task"}}})
-            assert created.status_code == 201, created.text
-            assert requests.get(f"{bare.url}/rest/api/3/issue/{created.json()['key']}", auth=AUTH).status_code == 200
-            assert requests.get(f"{bare.url}/rest/api/3/no/such/thing", auth=AUTH).status_code == 400
-            assert bare.requests_log()[0]["contract"] == "unchecked"
-        warnings = [r.getMessage() for r in caplog.records if "not checked against the contract" in r.getMessage()]
-        assert len(warnings) == 1
-        assert ("MLC_JIRA_CONTRACT is not set" if absent is None else str(absent)) in warnings[0]
+    absent = tmp_path / "absent.json" if named else None
+    with caplog.at_level("WARNING", logger="devservers.jira"), JiraDevServer(spec_path=absent) as bare:
+        assert not bare.checks_requests
+        created = new_issue(bare, summary="unchecked", labels=["bare"])
+        assert created.status_code == 201, created.text
+        key = created.json()["key"]
+        assert requests.get(f"{bare.url}/rest/api/2/issue/{key}", auth=AUTH).json()["fields"]["summary"] == "unchecked"
+        assert requests.post(f"{bare.url}/rest/api/3/issue/{key}/transitions", auth=AUTH,
+                             json={"transition": {"id": "31"}}).status_code == 204
+        found = requests.post(f"{bare.url}/rest/api/3/search/jql", auth=AUTH,
+                              json={"jql": "labels = bare AND status = Done", "fields": ["status"]})
+        assert [issue["key"] for issue in found.json()["issues"]] == [key]
+        assert bare.requests_log()[0]["contract"] == "unchecked"
+    told = [record.getMessage() for record in caplog.records if NO_CONTRACT in record.getMessage()]
+    assert len(told) == 1, told
+    assert (str(absent) if absent else "no Jira OpenAPI contract given") in told[0]
 
 
-def test_its_own_routes_match_the_contract_it_checks_against(jira: JiraDevServer) -> None:
-    """routes.json, what the server routes by without the contract, is the contract's own paths."""
-    routes = json.loads((REPO_ROOT / "devservers/jira/routes.json").read_text())
+def test_without_a_contract_its_own_checks_still_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLC_JIRA_CONTRACT", raising=False)
+    with JiraDevServer() as bare:
+        plain = new_issue(bare, description="plain text in v3")
+        assert plain.status_code == 400 and "Atlassian Document" in plain.json()["errors"]["description"]
+        labels = new_issue(bare, labels="mlc")
+        assert labels.status_code == 400 and labels.json()["errors"] == {"labels": "data was not an array"}
+        typed = requests.get(f"{bare.url}/rest/api/2/search", params={"jql": "project = MLC", "maxResults": "ten"},
+                             auth=AUTH)
+        assert typed.status_code == 400 and "query parameter 'maxResults'" in typed.json()["errorMessages"][0]
+        not_json = requests.post(f"{bare.url}/rest/api/3/issue", auth=AUTH, data="{",
+                                 headers={"Content-Type": "application/json"})
+        assert not_json.status_code == 400 and "not valid JSON" in not_json.json()["errorMessages"][0]
+        unknown = requests.get(f"{bare.url}/rest/api/3/groupuserpicker", params={"query": "x"}, auth=AUTH)
+        assert unknown.status_code == 400 and "routes matches" in unknown.json()["errorMessages"][0]
+        assert requests.get(f"{bare.url}/rest/api/3/myself").status_code == 401
+
+
+def test_its_own_routes_are_the_contracts_operations(jira: JiraDevServer) -> None:
+    """What the server routes by without the contract names the contract's paths, operations and parameters."""
     contract_paths = jira.contract.document["paths"]
-    for path, methods in routes["paths"].items():
+    own = contract_module.routes_document()
+    for path, methods in own["paths"].items():
         for method, operation in methods.items():
-            assert contract_paths[path][method]["operationId"] == operation["operationId"], (method, path)
-            assert contract_paths[path][method].get("parameters", []) == operation["parameters"], (method, path)
-    from devservers.jira.app import _OPERATIONS
-    from devservers.jira.contract import SUPPLEMENT_PATHS
-
-    routed = {op["operationId"] for methods in [*routes["paths"].values(), *SUPPLEMENT_PATHS.values()]
+            declared = contract_paths[path][method]
+            assert declared["operationId"] == operation["operationId"], (method, path)
+            parameters = {(p["name"], p["in"]): jira.contract._resolved(p.get("schema") or {}).get("type")
+                          for p in declared.get("parameters", [])}
+            for parameter in operation["parameters"]:
+                assert parameters[parameter["name"], parameter["in"]] == parameter["schema"]["type"], (path, parameter)
+    routed = {op["operationId"] for methods in [*own["paths"].values(), *contract_module.SUPPLEMENT_PATHS.values()]
               for op in methods.values()}
-    assert routed == set(_OPERATIONS)
+    assert routed == set(OPERATIONS)
 
 
 def test_tickets_outlive_a_restart_on_the_same_state_file(tmp_path: Path) -> None:
-    state = tmp_path / "jira-state.json"
-    fields = {"project": {"key": "MLC"}, "summary": "kept", "issuetype": {"name": "Task"}, "labels": ["mlc"]}
-    with JiraDevServer(state_file=state) as first:
-        key = requests.post(f"{first.url}/rest/api/3/issue", auth=AUTH, json={"fields": fields}).json()["key"]
+    state = tmp_path / "state" / "jira.json"
+    with checked(state_file=state) as first:
+        key = new_issue(first, summary="kept", labels=["kept"]).json()["key"]
         first.transition(key, "Done")
         comment = requests.post(f"{first.url}/rest/api/3/issue/{key}/comment", auth=AUTH,
                                 json={"body": text_to_adf("looks good")})
         assert comment.status_code == 201
-        before = json.dumps(first.issues()).replace(first.url, "BASE")
-    with JiraDevServer(state_file=state) as second:
-        assert json.loads(json.dumps(second.issues()).replace(second.url, "BASE")) == json.loads(before)
-        again = requests.post(f"{second.url}/rest/api/3/issue", auth=AUTH, json={"fields": fields}).json()["key"]
-        assert again != key and int(again.split("-")[1]) == int(key.split("-")[1]) + 1
+        before = json.loads(json.dumps(first.issues()).replace(first.url, "BASE"))
+    assert sorted(path.name for path in state.parent.iterdir()) == ["jira.json"]
+    with checked(state_file=state) as second:
+        assert json.loads(json.dumps(second.issues()).replace(second.url, "BASE")) == before
+        again = new_issue(second, summary="new").json()
+        assert again["key"] == f"MLC-{int(key.split('-')[1]) + 1}"
+        assert int(again["id"]) > int(before[0]["id"])
         search = requests.get(f"{second.url}/rest/api/3/search/jql", auth=AUTH,
-                              params={"jql": "labels = mlc AND status = Done", "fields": "summary"})
+                              params={"jql": "labels = kept AND status = Done", "fields": "summary"})
         assert [issue["key"] for issue in search.json()["issues"]] == [key]
+        second_comment = requests.post(f"{second.url}/rest/api/2/issue/{key}/comment", auth=AUTH, json={"body": "x"})
+        assert int(second_comment.json()["id"]) > int(comment.json()["id"])
 
 
-def test_a_state_file_that_cannot_be_read_back_is_an_error_naming_it(tmp_path: Path) -> None:
-    from devservers.serving import StateFileError
+def test_the_state_file_is_written_after_each_change(tmp_path: Path, receiver: WebhookReceiver) -> None:
+    state = tmp_path / "jira.json"
+    seen: list[str] = []
+    with checked(state_file=state, webhooks=[receiver.url]) as jira:
+        key = new_issue(jira, summary="watched").json()["key"]
+        seen.append(json.loads(state.read_text())["issues"][-1]["status"])
+        jira.transition(key, "In Progress")
+        receiver.wait_for(lambda body: body["issue"]["key"] == key and "changelog" in body)
+        seen.append(json.loads(state.read_text())["issues"][-1]["status"])
+        requests.put(f"{jira.url}/rest/api/3/issue/{key}", auth=AUTH, json={"fields": {"summary": "renamed"}})
+        assert json.loads(state.read_text())["issues"][-1]["summary"] == "renamed"
+        jira.reset()
+        assert json.loads(state.read_text())["issues"] == []
+    assert seen == ["10000", "3"]
 
+
+def test_without_a_state_file_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with checked() as jira:
+        assert new_issue(jira).status_code == 201
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("content, complaint", [
+    ("{not json", "JSONDecodeError"),
+    ("[]", "not a JSON object"),
+    ('{"projects": []}', "KeyError"),
+    ('{"projects": [], "counters": {}, "next_id": 1, "next_comment": 1, "issues": [{"key": "MLC-1"}]}', "KeyError"),
+])
+def test_a_state_file_that_cannot_be_read_back_is_an_error_naming_it(tmp_path: Path, content: str,
+                                                                      complaint: str) -> None:
     broken = tmp_path / "jira-state.json"
-    broken.write_text("{not json")
-    with pytest.raises(StateFileError, match=str(broken)):
-        JiraDevServer(state_file=broken)
+    broken.write_text(content)
+    with pytest.raises(StateFileError, match=f"{broken}.*{complaint}"):
+        checked(state_file=broken)
 
 
-def test_command_line_serves_until_sigterm() -> None:
+def wait_until_serving(process: subprocess.Popen[bytes], url: str) -> requests.Response:
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return requests.get(url, timeout=1)
+        except requests.ConnectionError:
+            assert process.poll() is None and time.monotonic() < deadline, "the server did not come up"
+            time.sleep(0.1)
+
+
+def run_command_line(*arguments: str, env: dict[str, str]) -> tuple[str, int]:
+    """Run ``python -m devservers.jira``, create an issue, stop it with SIGTERM; its output and the exit status."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "devservers.jira", "--port", str(port)],
-                               cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    process = subprocess.Popen([sys.executable, "-m", "devservers.jira", "--port", str(port), *arguments],
+                               cwd=REPO_ROOT, env={**env, "PYTHONPATH": str(REPO_ROOT)},
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                ready = requests.get(f"http://127.0.0.1:{port}/_dev/requests", timeout=1)
-                break
-            except requests.ConnectionError:
-                assert process.poll() is None and time.monotonic() < deadline, "the server did not come up"
-                time.sleep(0.1)
+        ready = wait_until_serving(process, f"http://127.0.0.1:{port}/_dev/requests")
         assert ready.status_code == 200 and ready.json() == []
+        created = requests.post(f"http://127.0.0.1:{port}/rest/api/3/issue", auth=AUTH,
+                                json={"fields": new_fields()})
+        assert created.status_code == 201, created.text
         process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
+        status = process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert b"ready in" in (process.stdout.read() if process.stdout else b"")
+    return (process.stdout.read() if process.stdout else b"").decode(), status
+
+
+def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "jira.json"
+    environment = {k: v for k, v in os.environ.items() if k != "MLC_JIRA_CONTRACT"}
+    output, status = run_command_line("--contract", str(JIRA_CONTRACT), "--state", str(state), env=environment)
+    assert status == 0, output
+    assert "ready in" in output and f"contract {JIRA_CONTRACT}" in output and NO_CONTRACT not in output
+    assert [issue["key"] for issue in json.loads(state.read_text())["issues"]] == ["MLC-1"]
+
+
+def test_command_line_without_a_contract_says_so_once() -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "MLC_JIRA_CONTRACT"}
+    output, status = run_command_line(env=environment)
+    assert status == 0, output
+    assert output.count(NO_CONTRACT) == 1, output
+
+
+def test_command_line_refuses_a_broken_state_file(tmp_path: Path) -> None:
+    broken = tmp_path / "jira.json"
+    broken.write_text("{")
+    done = subprocess.run([sys.executable, "-m", "devservers.jira", "--port", "0", "--state", str(broken)],
+                          cwd=REPO_ROOT, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 2 and str(broken) in done.stderr

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import requests
+from openapi_spec_validator import validate
 
 from devservers.servicenow import (
     CONTRACT_PATH,
@@ -25,6 +26,7 @@ from devservers.servicenow import (
     parse_query,
     reference_id,
 )
+from devservers.serving import StateFileError
 from tests.conftest import free_port
 
 AUTH = ("mlc.integration", "password")
@@ -373,38 +375,57 @@ def test_concurrent_creates_get_distinct_numbers(sn: ServiceNowDevServer) -> Non
 
 
 def test_the_contract_is_a_valid_openapi_document() -> None:
-    from openapi_spec_validator import validate
-
     validate(json.loads(CONTRACT_PATH.read_text(encoding="utf-8")))
 
 
 def test_incidents_outlive_a_restart_on_the_same_state_file(tmp_path: Path) -> None:
-    state = tmp_path / "servicenow-state.json"
+    state = tmp_path / "state" / "servicenow.json"
     with ServiceNowDevServer(state_file=state) as first:
         created = create(first, correlation_id="mlc-task-1")
-        requests.patch(f"{table(first)}/{created['sys_id']}", auth=AUTH, json={"work_notes": "looked at it"})
+        patched = requests.patch(f"{table(first)}/{created['sys_id']}", auth=AUTH,
+                                 json={"work_notes": "looked at it", "state": "2"})
+        assert patched.status_code == 200, patched.text
         before = first.incidents()
+    assert sorted(path.name for path in state.parent.iterdir()) == ["servicenow.json"]
     with ServiceNowDevServer(state_file=state) as second:
         assert second.incidents() == before
+        assert before[0]["state"] == "2" and before[0]["journal"][0]["value"] == "looked at it"
         found = requests.get(table(second), auth=AUTH, params={"sysparm_query": "correlation_id=mlc-task-1"})
         assert [row["number"] for row in found.json()["result"]] == [created["number"]]
-        assert create(second)["number"] != created["number"]
+        again = create(second)["number"]
+        assert int(again.removeprefix("INC")) == int(created["number"].removeprefix("INC")) + 1
 
 
-def test_a_broken_state_file_is_an_error_naming_it(tmp_path: Path) -> None:
-    from devservers.serving import StateFileError
+def test_reset_empties_the_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "servicenow.json"
+    with ServiceNowDevServer(state_file=state) as servicenow:
+        create(servicenow)
+        assert len(json.loads(state.read_text())["incidents"]) == 1
+        assert requests.post(f"{servicenow.url}/_dev/reset").status_code == 204
+        assert json.loads(state.read_text())["incidents"] == {}
 
+
+@pytest.mark.parametrize("content, complaint", [
+    ("", "JSONDecodeError"),
+    ('{"incidents": {}}', "KeyError"),
+    ('{"incidents": {"x": {"colour": "red"}}, "journals": {"x": []}, "next_number": 1}', "colour"),
+    ('{"incidents": {"x": {"sys_id": "x", "number": "INC1"}}, "journals": {}, "next_number": 1}',
+     "every incident needs a journal"),
+])
+def test_a_broken_state_file_is_an_error_naming_it(tmp_path: Path, content: str, complaint: str) -> None:
     broken = tmp_path / "servicenow-state.json"
-    broken.write_text('{"incidents": {"x": {}}, "journals": {}, "next_number": 1}')
-    with pytest.raises(StateFileError, match="every incident needs a journal"):
+    broken.write_text(content)
+    with pytest.raises(StateFileError, match=f"{broken}.*{complaint}"):
         ServiceNowDevServer(state_file=broken)
 
 
-def test_command_line_serves_until_sigterm() -> None:
+def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
+    state = tmp_path / "servicenow.json"
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "MLC_SERVICENOW_USER": "cli",
            "MLC_SERVICENOW_PASSWORD": "secret"}
-    process = subprocess.Popen([sys.executable, "-m", "devservers.servicenow", "--port", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "devservers.servicenow", "--port", str(port),
+                                "--state", str(state)],
                                cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 20
@@ -417,6 +438,9 @@ def test_command_line_serves_until_sigterm() -> None:
                 assert process.poll() is None and time.monotonic() < deadline, "the server did not come up"
                 time.sleep(0.1)
         assert ready.status_code == 200 and ready.json() == {"result": []}
+        created = requests.post(f"http://127.0.0.1:{port}/api/now/table/incident", auth=("cli", "secret"),
+                                json={"short_description": "kept"})
+        assert created.status_code == 201, created.text
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     finally:
@@ -424,3 +448,4 @@ def test_command_line_serves_until_sigterm() -> None:
             process.kill()
             process.wait()
     assert b"ServiceNow development server at" in (process.stdout.read() if process.stdout else b"")
+    assert [record["short_description"] for record in json.loads(state.read_text())["incidents"].values()] == ["kept"]
