@@ -173,6 +173,8 @@ class FleetSettings(Settings):
     mlserver_port: int = Field(8090, ge=1024, le=65000, description="HTTP port of the local MLServer (gRPC +1, "
                                                                       "metrics +2)")
     bridge_port: int = Field(8095, ge=1024, le=65000, description="port of the local event bridge")
+    health_port: int = Field(9399, ge=1024, le=65000, description="/health of the local fleet: each process, "
+                                                                   "whether it runs, its restarts")
 
 
 class LogSettings(Settings):

@@ -28,6 +28,7 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
         "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(base_port),
         "MLC_FLEET_MLSERVER_PORT": str(free_port()),
         "MLC_FLEET_BRIDGE_PORT": str(free_port()),
+        "MLC_FLEET_HEALTH_PORT": str(free_port()),
         "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
         "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",

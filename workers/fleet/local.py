@@ -3,17 +3,22 @@
 Starts the engine (H2), an MLflow tracking server (SQLite), the Jira and ServiceNow development
 servers (when ``MLC_JIRA_URL`` / ``MLC_SERVICENOW_URL`` are on loopback, as by default) and one worker
 process per topic; registers the sample model and
-runs two sample back tests, one that passes and one that fails and opens a ticket; then waits for
-Ctrl-C and stops everything, workers first so they drain.
+runs two sample back tests, one that passes and one that fails and opens a ticket; then looks after
+the fleet (a process that dies is started again, :mod:`workers.fleet.supervisor`) until Ctrl-C,
+SIGTERM or the loss of its standard output, and stops everything, workers first so they drain.
+
+One fleet per home: the first holds a lock on it (:class:`~workers.fleet.lock.FleetLock`), and every
+port is checked free before anything starts, so a second ``mlc up`` stops at once, saying why.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import select
 import signal
 import sys
-import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -28,6 +33,7 @@ from workers.config import (
     load,
 )
 from workers.engine import EngineClient
+from workers.fleet.lock import FleetLock, ensure_port_free
 from workers.fleet.processes import (
     ManagedProcess,
     engine_process,
@@ -37,6 +43,7 @@ from workers.fleet.processes import (
     wait_until,
     worker_process,
 )
+from workers.fleet.supervisor import FleetHealthServer, Supervisor
 from workers.topics import TOPICS
 from workers.triggers.signals import BACK_TEST_JIRA, send_signal, wait_for_outcome
 
@@ -58,6 +65,9 @@ class LocalFleet:
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(print))
+    _lock: FleetLock | None = None
+    _health: FleetHealthServer | None = None
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
@@ -89,8 +99,33 @@ class LocalFleet:
             env["MLC_ENGINE_PASSWORD"] = self.engine.password.get_secret_value()
         return env
 
+    def ports(self) -> list[tuple[str, int, str, str]]:
+        """Every (host, port, setting, what) the fleet will listen on."""
+        engine, mlflow = urlparse(self.engine.url), urlparse(self.mlflow.tracking_uri)
+        mlserver = self.fleet.mlserver_port
+        wanted = [("127.0.0.1", engine.port or 8080, "MLC_ENGINE_URL", "the engine"),
+                  ("127.0.0.1", mlflow.port or 5000, "MLC_MLFLOW_TRACKING_URI", "MLflow"),
+                  *(("127.0.0.1", mlserver + offset, "MLC_FLEET_MLSERVER_PORT", "MLServer") for offset in range(3)),
+                  ("127.0.0.1", self.fleet.bridge_port, "MLC_FLEET_BRIDGE_PORT", "the event bridge"),
+                  ("127.0.0.1", self.fleet.health_port, "MLC_FLEET_HEALTH_PORT", "the fleet's /health")]
+        if self.jira_is_local:
+            wanted.append(("127.0.0.1", urlparse(self.jira.url).port or 8089, "MLC_JIRA_URL",
+                           "the Jira development server"))
+        if _is_loopback(self.servicenow.url):
+            wanted.append(("127.0.0.1", urlparse(self.servicenow.url).port or 8093, "MLC_SERVICENOW_URL",
+                           "the ServiceNow development server"))
+        wanted += [("127.0.0.1", self.fleet.worker_health_base_port + index, "MLC_FLEET_WORKER_HEALTH_BASE_PORT",
+                    f"the {topic} worker's health") for index, topic in enumerate(sorted(TOPICS))]
+        return wanted
+
     def start(self, say: Any = print) -> None:
+        """Take the fleet home's lock, check every port, start everything; :class:`FleetError` on failure."""
         self.fleet.home.mkdir(parents=True, exist_ok=True)
+        self._lock = FleetLock(self.fleet.home.resolve()).acquire()
+        for host, port, setting, what in self.ports():
+            ensure_port_free(host, port, setting, what)
+        self.supervisor = Supervisor(say)
+        self._health = FleetHealthServer("127.0.0.1", self.fleet.health_port, self.supervisor).start()
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
         self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
@@ -159,11 +194,19 @@ class LocalFleet:
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
         self.processes.append(process)
         process.start(timeout_s)
+        self.supervisor.watch(process, timeout_s)
 
     def stop(self) -> None:
+        """Stop every process (workers first, so they drain), the fleet's /health and the home's lock."""
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
+        if self._health is not None:
+            self._health.stop()
+            self._health = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def run_demo(self, say: Any = print, timeout_s: float = 300) -> dict[str, dict[str, Any]]:
         """Register the sample model and run a passing and a failing back test; returns both outcomes."""
@@ -209,8 +252,7 @@ class LocalFleet:
         return {"summary": f"review ticket {ticket} waiting", "ticket": ticket, "version": version}
 
     def print_addresses(self, say: Any = print) -> None:
-        root = self.engine.url.rsplit("/engine-rest", 1)[0]
-        say(f"Cockpit   {root}/camunda  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
+        say(f"Cockpit   {self.engine.cockpit_url}  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
@@ -219,22 +261,71 @@ class LocalFleet:
         say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
 
 
-def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool) -> int:
-    stopping = threading.Event()
+class Console:
+    """``mlc up``'s standard output, which may go away (``mlc up | tee log``, then Ctrl-C): a line that
+    cannot be written marks it :attr:`gone` instead of raising, so stopping the fleet never fails on it."""
+
+    def __init__(self) -> None:
+        self.gone = False
+
+    def say(self, text: str) -> None:
+        if self.gone:
+            return
+        try:
+            print(text, flush=True)
+        except (BrokenPipeError, OSError, ValueError):
+            self._lost()
+
+    def closed(self) -> bool:
+        """Whether the reader of a piped standard output has gone (checked without writing)."""
+        if self.gone:
+            return True
+        try:
+            poller = select.poll()
+            poller.register(sys.stdout.fileno(), select.POLLOUT)
+            if any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0)):
+                self._lost()
+        except (OSError, ValueError, AttributeError):  # no real file behind stdout (a test's capture)
+            return False
+        return self.gone
+
+    def _lost(self) -> None:
+        self.gone = True
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115  # later prints, and the exit's flush, go nowhere
+        except OSError:
+            pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool, check_every_s: float = 0.5) -> int:
+    """Start ``fleet``, run the demo, look after the fleet until Ctrl-C, SIGTERM or the loss of standard
+    output, then stop everything, whatever the moment the stop came (during the start and the demo too)."""
+    console = Console()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, _interrupt)
     try:
-        fleet.start()
-        fleet.print_addresses()
+        fleet.start(console.say)
+        fleet.print_addresses(console.say)
         if demo:
-            fleet.run_demo()
+            fleet.run_demo(console.say)
         if exit_after_demo:
             return 0
-        print("the fleet is running; Ctrl-C stops it")
-        stopping.wait()
+        console.say(f"the fleet is running (health: http://127.0.0.1:{fleet.fleet.health_port}/health); "
+                    "Ctrl-C stops it")
+        while not console.closed():
+            fleet.supervisor.check()
+            time.sleep(check_every_s)
+        return 0
+    except KeyboardInterrupt:
         return 0
     finally:
-        print("stopping the fleet ...")
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, signal.SIG_IGN)
+        console.say("stopping the fleet ...")
         fleet.stop()
 
 

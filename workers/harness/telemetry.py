@@ -83,7 +83,9 @@ class WorkerState:
 class HealthServer:
     """Serves /health and /metrics on a background thread."""
 
-    def __init__(self, host: str, port: int, state: WorkerState, metrics: WorkerMetrics) -> None:
+    def __init__(self, host: str, port: int, state: WorkerState | None, metrics: WorkerMetrics | None) -> None:
+        """Binds ``host:port`` at once (an :class:`OSError` when taken); ``state`` and ``metrics`` may be
+        given later with :meth:`serving`, before :meth:`start`."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -116,6 +118,11 @@ class HealthServer:
     @property
     def port(self) -> int:
         return self._server.server_address[1]
+
+    def serving(self, state: WorkerState, metrics: WorkerMetrics) -> HealthServer:
+        self.state = state
+        self.metrics = metrics
+        return self
 
     def start(self) -> HealthServer:
         self._thread.start()

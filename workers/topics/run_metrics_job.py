@@ -16,7 +16,6 @@ column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` nam
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
@@ -40,6 +39,7 @@ from workers.domain.datafiles import DEFAULT_CHUNK_ROWS, ChunkWriter, DataFileEr
 from workers.domain.metrics import MetricsError, MetricsKind, ScoredLabels, compute_metrics, kind_of_labels
 from workers.domain.scoring import Predictor, with_predictions
 from workers.harness.outcomes import BusinessError, RetryableError
+from workers.harness.scratch import scratch_dir
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "MetricsJobInput", "MetricsJobOutput", "make_handler"]
@@ -118,7 +118,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
         model = stack.enter_context(registry.loaded_model(data.model_id, data.model_version))
         task.progress("model loaded", model=data.model_id, version=data.model_version, flavor=model.flavor)
         scorer = _Scorer(model)
-        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlc-metrics-")))
+        scratch = Path(stack.enter_context(scratch_dir("metrics")))
         output_path = _local_output_path(data.output_file, scratch)
         with ChunkWriter(output_path) as writer:
             for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,

@@ -7,13 +7,13 @@ URI, and each step fetches what it needs.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 from workers.config import MlflowSettings
+from workers.harness.scratch import scratch_dir
 
 __all__ = ["ArtifactNotFound", "is_local", "local_copy", "read_bytes"]
 
@@ -42,7 +42,7 @@ def local_copy(uri: str, mlflow: MlflowSettings) -> Iterator[Path]:
     # imported here, under its own name: MLflow is slow to import and not every caller needs it
     from mlflow.artifacts import download_artifacts
 
-    with tempfile.TemporaryDirectory(prefix="mlc-artifact-") as directory:
+    with scratch_dir("artifact") as directory:
         try:
             path = download_artifacts(
                 artifact_uri=uri, dst_path=directory, tracking_uri=mlflow.tracking_uri)

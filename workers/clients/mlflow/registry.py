@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import requests
 import tenacity
 
 from workers.config import MlflowSettings
+from workers.harness.scratch import scratch_dir
 
 __all__ = [
     "RETRY_POLICY",
@@ -228,7 +228,7 @@ class ModelRegistry:
         """
         what = f"version {version} of model {name!r}"
         self.get_version(name, version)
-        with tempfile.TemporaryDirectory(prefix="mlc-model-") as directory:
+        with scratch_dir("model") as directory:
             try:
                 local = self.download_model(name, version, Path(directory))
             except ModelNotFound:
@@ -334,7 +334,7 @@ class ModelRegistry:
         folder, _, file_name = uri.rstrip("/").rpartition("/")
         if not folder or not file_name:
             raise RegistryError(f"{uri}: not a file URI")
-        with tempfile.TemporaryDirectory(prefix="mlc-upload-") as directory:
+        with scratch_dir("upload") as directory:
             named = Path(directory) / file_name  # the artifact store names the file after the local one
             shutil.copyfile(local_path, named)
             self._call(lambda: get_artifact_repository(folder, tracking_uri=self.settings.tracking_uri)

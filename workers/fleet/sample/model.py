@@ -6,7 +6,6 @@ The data set ships with scikit-learn, so nothing is downloaded.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, VersionRecord
 from workers.config import MlflowSettings
+from workers.harness.scratch import scratch_dir
 
 __all__ = ["SampleModel", "register_sample_model", "sample_criteria", "sample_training_project"]
 
@@ -75,7 +75,7 @@ def register_sample_model(
     test_data = x_test.assign(**{LABEL_COLUMN: y_test.to_numpy()})
     drifted_data = x_test.assign(**{LABEL_COLUMN: 1 - y_test.to_numpy()})
 
-    with tempfile.TemporaryDirectory(prefix="mlc-sample-") as directory, _global_tracking_uri(settings.tracking_uri):
+    with scratch_dir("sample") as directory, _global_tracking_uri(settings.tracking_uri):
         folder = Path(directory)
         test_data.to_csv(folder / "test_data.csv", index=False)
         drifted_data.to_csv(folder / "drifted_data.csv", index=False)
