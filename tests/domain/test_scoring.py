@@ -279,6 +279,7 @@ def test_the_endpoint_comes_from_mlflows_variable(monkeypatch, s3_server):
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     assert S3Settings().endpoint_url == s3_server.endpoint_url
     monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", "minio:9000")
-    with pytest.raises(ValueError, match="MLFLOW_S3_ENDPOINT_URL or AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL: "
+    with pytest.raises(ValueError, match="MLFLOW_S3_ENDPOINT_URL or AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL or "
+                                         "MLC_S3_ENDPOINT_URL: "
                                          "'minio:9000' is not an http"):
         S3Settings()

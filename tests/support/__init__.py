@@ -121,8 +121,8 @@ def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[st
 
 @contextmanager
 def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_url: str,
-                  **environment: str) -> Iterator[list[ManagedProcess]]:
-    """Every topic's worker as its own process, configured the way `mlc up` configures them."""
+                  topics: Sequence[str] | None = None, **environment: str) -> Iterator[list[ManagedProcess]]:
+    """Every topic's worker (or those of ``topics``) as its own process, configured the way `mlc up` does."""
     from tests.conftest import REPO, free_port_block
 
     fleet = FleetSettings(home=home)
@@ -134,8 +134,9 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         **environment,
     }
     # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds
-    base_port = free_port_block(len(TOPICS))
-    processes = [worker_process(topic, fleet, base_port + index, env) for index, topic in enumerate(sorted(TOPICS))]
+    chosen = sorted(topics or TOPICS)
+    base_port = free_port_block(len(chosen))
+    processes = [worker_process(topic, fleet, base_port + index, env) for index, topic in enumerate(chosen)]
     try:
         for process in processes:
             process.start(timeout_s=120)

@@ -76,7 +76,8 @@ def cron_run_like(key: str, child: str) -> str:
         <camunda:in businessKey="${{outcome.split(':')[0]}}"/>
         <camunda:in sourceExpression="${{outcome.split(':')[1]}}" target="OUTCOME"/>
       </bpmn:extensionElements>
-      <bpmn:multiInstanceLoopCharacteristics camunda:collection="${{OUTCOMES}}" camunda:elementVariable="outcome">
+      <bpmn:multiInstanceLoopCharacteristics camunda:elementVariable="outcome"
+          camunda:collection="${{S(OUTCOMES).mapTo(&quot;java.util.ArrayList&quot;)}}">
         <bpmn:extensionElements/>
       </bpmn:multiInstanceLoopCharacteristics>
     </bpmn:callActivity>

@@ -12,9 +12,9 @@ from typing import Any
 import mlflow.artifacts
 import pandas as pd
 import pytest
-import yaml
 from mlflow import MlflowClient
 
+from tests.support import write_inventory
 from tests.topics.test_deploy_model import ProgressLog, copy_of_sample
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import MlflowSettings
@@ -42,10 +42,7 @@ class Pipeline:
     """The three topics of Run Batch Model Job, each reading what the ones before it wrote."""
 
     def __init__(self, settings: MlflowSettings, inventory: RuntimeInventory, **options: Any) -> None:
-        self.file = Path(tempfile.mkdtemp(prefix="mlc-inventory-")) / "runtimes.yaml"
-        self.file.write_text(yaml.safe_dump({
-            "stages": list(inventory.stages),
-            "runtimes": [runtime.model_dump(mode="json", exclude_defaults=True) for runtime in inventory.runtimes]}))
+        self.file = inventory_file(inventory)
         self.steps = [
             (get_batch_deployment.BatchDeploymentInput, get_batch_deployment.make_handler(settings, self.file)),
             (get_compatible_runtime.CompatibleRuntimeInput, get_compatible_runtime.make_handler(self.file)),
@@ -63,6 +60,11 @@ class Pipeline:
 
 def make_handler(settings: MlflowSettings, inventory: RuntimeInventory, **options: Any) -> Pipeline:
     return Pipeline(settings, inventory, **options)
+
+
+def inventory_file(inventory: RuntimeInventory) -> Path:
+    return write_inventory(Path(tempfile.mkdtemp(prefix="inventory-")) / "runtimes.yaml", inventory.stages,
+                           inventory.runtimes)
 
 
 def inventory_for(tag: str) -> RuntimeInventory:
@@ -93,7 +95,7 @@ class Deployed:
         self.tag = f"batch-tests-{uuid.uuid4().hex[:8]}"
         self.model = copy_of_sample(settings, sample, versions=versions, service=self.tag)
         self.inventory = inventory_for(self.tag)
-        self._deploy = deploy_model.make_handler(settings, self.inventory)
+        self._deploy = deploy_model.make_handler(settings, inventory_file(self.inventory))
 
     def deploy(self, version: str, runtime: str) -> None:
         self._deploy(deploy_model.DeployModelInput.model_validate(

@@ -103,8 +103,8 @@ def test_a_redelivered_task_finds_its_metrics_run_instead_of_making_another(run_
     first = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
     again = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
     assert again == first
-    assert ("metrics recorded by an earlier delivery of this task", {"run_id": first.metrics_run_id}) \
-        in delivery.log.events
+    assert ("metrics recorded by an earlier delivery of this task",
+            {"progress": True, "run_id": first.metrics_run_id}) in delivery.log.events
     client = MlflowClient(mlflow_settings.tracking_uri)
     experiment = client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
     runs = client.search_runs([experiment], f"tags.`mlc.task_id` = '{delivery.task_id}'")

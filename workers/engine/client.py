@@ -223,3 +223,7 @@ class EngineClient(ExternalTaskClient):
 
     def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
         return self._json("POST", path, json=body or {})
+
+    def put(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        """A change by PUT, e.g. ``put("/external-task/ID/retries", {"retries": 1})`` to retry an incident."""
+        return self._json("PUT", path, json=body or {})

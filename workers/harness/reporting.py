@@ -84,7 +84,7 @@ def is_concurrent_update(error: BaseException) -> bool:
 
 CONCURRENT_UPDATE_RETRY = tenacity.Retrying(
     retry=tenacity.retry_if_exception(is_concurrent_update),
-    stop=tenacity.stop_after_attempt(6),
+    stop=tenacity.stop_after_attempt(12),
     wait=tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
     reraise=True,
 )
