@@ -15,31 +15,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, free_port_block
-from workers.topics import TOPICS
+from tests.support import local_fleet_environment
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.engine
-
-
-def fleet_environment(home: Path) -> dict[str, str]:
-    return {
-        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
-        "MLC_FLEET_HOME": str(home),
-        "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
-        "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
-        "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
-        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(len(TOPICS))),
-        "MLC_FLEET_MLSERVER_PORT": str(free_port()),
-        "MLC_FLEET_BRIDGE_PORT": str(free_port()),
-        "MLC_FLEET_HEALTH_PORT": str(free_port()),
-        "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
-        "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-        "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
-        "MLC_SERVICENOW_URL": f"http://127.0.0.1:{free_port()}",
-        "MLC_LOG_FORMAT": "json",
-        "PYTHONPATH": str(REPO),
-    }
 
 
 def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float = 300) -> list[str]:
@@ -76,7 +55,7 @@ def wait_for(probe, timeout_s: float, what: str):
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
-    environment = fleet_environment(tmp_path / "fleet")
+    environment = local_fleet_environment(tmp_path / "fleet")
     process = subprocess.Popen([sys.executable, "-m", "workers", "up", "--no-demo"], cwd=tmp_path, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -116,7 +95,7 @@ def test_the_fleet_refuses_a_second_start_restarts_a_killed_worker_and_stops_whe
 
 
 def test_ctrl_c_during_the_demo_stops_everything(tmp_path):
-    environment = fleet_environment(tmp_path / "fleet")
+    environment = local_fleet_environment(tmp_path / "fleet")
     process = subprocess.Popen([sys.executable, "-m", "workers", "up"], cwd=tmp_path, env=environment,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, free_port_block
+from tests.support import local_fleet_environment
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,23 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.engine
 def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_cleanly(tmp_path):
     """As from a plain clone: no Jira contract anywhere (the tests' MLC_JIRA_CONTRACT is taken away)."""
-    base_port = free_port_block(len(TOPICS))  # one health port per worker
-    environment = {
-        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
-        "MLC_FLEET_HOME": str(tmp_path / "fleet"),
-        "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
-        "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
-        "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
-        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(base_port),
-        "MLC_FLEET_MLSERVER_PORT": str(free_port()),
-        "MLC_FLEET_BRIDGE_PORT": str(free_port()),
-        "MLC_FLEET_HEALTH_PORT": str(free_port()),
-        "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
-        "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
-        "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
-        "MLC_SERVICENOW_URL": f"http://127.0.0.1:{free_port()}",
-        "MLC_LOG_FORMAT": "json",
-    }
+    environment = local_fleet_environment(tmp_path / "fleet")
     result = subprocess.run([sys.executable, "-m", "workers", "up", "--exit-after-demo"], cwd=tmp_path,
                             env=environment, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from tests.conftest import free_port_block
 from workers import TaskContext, TaskInput, TaskOutput, Topic
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, WorkerSettings
 from workers.domain.runtimes import Runtime
@@ -123,7 +125,7 @@ def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[st
 def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_url: str,
                   topics: Sequence[str] | None = None, **environment: str) -> Iterator[list[ManagedProcess]]:
     """Every topic's worker (or those of ``topics``) as its own process, configured the way `mlc up` does."""
-    from tests.conftest import REPO, free_port_block
+    from tests.conftest import REPO
 
     fleet = FleetSettings(home=home)
     env = {
@@ -153,3 +155,27 @@ def write_inventory(path: Path, stages: Sequence[str], runtimes: Sequence[Runtim
         "runtimes": [runtime.model_dump(mode="json", exclude_defaults=True) for runtime in runtimes],
     }), encoding="utf-8")
     return path
+
+
+def local_fleet_environment(home: Path) -> dict[str, str]:
+    """The environment of an `mlc up` of its own: every port free, the fleet home ``home``, and no Jira
+    contract (as in a plain clone, where ``../shared`` is not beside the repository)."""
+    from tests.conftest import REPO, free_port
+
+    return {
+        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
+        "MLC_FLEET_HOME": str(home),
+        "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
+        "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
+        "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
+        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(len(TOPICS))),  # one health port per worker
+        "MLC_FLEET_MLSERVER_PORT": str(free_port()),
+        "MLC_FLEET_BRIDGE_PORT": str(free_port()),
+        "MLC_FLEET_HEALTH_PORT": str(free_port()),
+        "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
+        "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
+        "MLC_SERVICENOW_URL": f"http://127.0.0.1:{free_port()}",
+        "MLC_LOG_FORMAT": "json",
+        "PYTHONPATH": str(REPO),
+    }

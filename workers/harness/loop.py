@@ -171,7 +171,7 @@ class TaskLoop:
             log = structlog.get_logger("mlc.task")
             started = time.perf_counter()
             try:
-                result = self._handle(task, raw, log)
+                result = self._handle(task, raw, log, held)
                 elapsed = time.perf_counter() - started
                 self.metrics.handler_seconds.observe(elapsed)
                 try:
@@ -188,7 +188,7 @@ class TaskLoop:
                     self._held.pop(held.task_id, None)
                     self._changed.notify_all()
 
-    def _handle(self, task: ExternalTask, raw: dict[str, Any], log: Any) -> Any:
+    def _handle(self, task: ExternalTask, raw: dict[str, Any], log: Any, held: _HeldTask) -> Any:
         task_context = TaskContext(
             task_id=raw["id"],
             topic=self.topic.name,
@@ -200,6 +200,7 @@ class TaskLoop:
             worker_id=self.settings.id,
             extension_properties=raw.get("extensionProperties") or {},
             log=log,
+            confirm_lock=lambda: self._confirm_lock(held),
         )
         try:
             try:
@@ -251,6 +252,24 @@ class TaskLoop:
                        if not (h.done or h.lost or h.abandoned) and h.lock_expires_at - now < lock_s / 2]
             for held in due:
                 self._extend(held, lock_s)
+
+    def _confirm_lock(self, held: _HeldTask) -> bool:
+        """Extend ``held``'s lock now: whether this delivery still owns the task (see
+        :meth:`TaskContext.confirm_lock`)."""
+        if held.lost or held.abandoned:
+            return False
+        try:
+            self.client.extend_lock(held.task_id, self.lock_duration_ms)
+        except EngineUnavailable:
+            return False
+        except EngineError as exc:
+            held.lost = True
+            self.metrics.locks_lost.inc()
+            self.log.warning("lock lost; the task's result will not be reported", task_id=held.task_id,
+                             error=str(exc))
+            return False
+        held.lock_expires_at = time.monotonic() + self.lock_duration_ms / 1000
+        return True
 
     def _extend(self, held: _HeldTask, lock_s: float) -> None:
         try:

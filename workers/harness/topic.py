@@ -47,6 +47,11 @@ class TaskContext:
     worker_id: str
     extension_properties: dict[str, str] = field(default_factory=dict)
     log: Any = field(default=None, compare=False, repr=False)
+    confirm_lock: Callable[[], bool] = field(default=lambda: True, compare=False, repr=False)
+    """Extend the task's lock now and say whether this delivery still owns the task. False when the
+    engine gave it to another delivery (this one's lock expired during an outage, say) or cannot be
+    reached: a handler asks before a change that must happen once (a run recorded, a ticket opened)
+    and makes none when the answer is no. The harness reports nothing for a task it lost."""
 
     def progress(self, message: str, **values: Any) -> None:
         """Log a step of long work, with the task's context attached."""

@@ -135,6 +135,9 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
             raise BusinessError(FAILED, str(exc)) from exc
         if data.output_file is not None and not artifacts.is_local(data.output_file):
             _upload(registry, output_path, data.output_file)
+        if not task.confirm_lock():
+            raise RetryableError("this delivery of the task no longer holds its lock (another delivery has it, or "
+                                 "the engine cannot be reached): the metrics are not recorded twice")
         run_id = registry.log_job_run(
             run_name=f"metrics {data.model_id} v{data.model_version}",
             tags=_run_tags(data, task),
