@@ -9,8 +9,6 @@ Ctrl-C and stops everything, workers first so they drain.
 
 from __future__ import annotations
 
-import os
-import secrets
 import signal
 import sys
 import threading
@@ -37,6 +35,7 @@ from workers.fleet.processes import (
     wait_until,
     worker_process,
 )
+from workers.fleet.secrets import FleetSecrets
 from workers.topics import TOPICS
 from workers.triggers.signals import BACK_TEST_JIRA, send_signal, wait_for_outcome
 
@@ -57,12 +56,15 @@ class LocalFleet:
     jira: JiraSettings
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
-    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    secrets: FleetSecrets = field(default_factory=FleetSecrets.generate)
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
-        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings),
-                   load(ServiceNowSettings))
+        """The fleet the environment describes, on the secrets kept in its home (made on first start)."""
+        fleet = load(FleetSettings)
+        secrets = FleetSecrets.load_or_create(fleet.home)
+        return cls(fleet, secrets.for_workers(load(EngineSettings)), load(MlflowSettings), load(JiraSettings),
+                   load(ServiceNowSettings), secrets=secrets)
 
     @property
     def bridge_url(self) -> str:
@@ -91,8 +93,10 @@ class LocalFleet:
 
     def start(self, say: Any = print) -> None:
         self.fleet.home.mkdir(parents=True, exist_ok=True)
+        say(self.secrets.describe())
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
-        self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
+        self._start(engine_process(self.fleet, self.engine, extra_env=self.secrets.engine_environment()),
+                    self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
         self._start(mlflow_process(self.fleet, self.mlflow, local_webhooks=True), 120)
         say("starting MLServer (the DEV online runtime) ...")
@@ -111,7 +115,8 @@ class LocalFleet:
             self._start(self._servicenow_dev_server(), 60)
         from workers.triggers.bridge import ensure_mlflow_webhook
 
-        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow", self.webhook_secret)
+        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow",
+                              self.secrets.mlflow_webhook.get_secret_value())
         for index, topic in enumerate(sorted(TOPICS)):
             port = self.fleet.worker_health_base_port + index
             self._start(worker_process(topic, self.fleet, port, environment), 120)
@@ -128,7 +133,7 @@ class LocalFleet:
             name="jira-dev",
             argv=[sys.executable, "-m", "devservers.jira", "--host", parsed.hostname or "127.0.0.1",
                   "--port", str(parsed.port or 8089), "--webhook", f"{self.bridge_url}/webhooks/jira",
-                  "--webhook-secret", self.webhook_secret,
+                  "--webhook-secret", self.secrets.jira_webhook.get_secret_value(),
                   "--state", str(self.fleet.home.resolve() / "devservers" / "jira.json")],
             log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
             ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
@@ -152,8 +157,8 @@ class LocalFleet:
             log_path=self.fleet.home.resolve() / "logs" / "bridge.log",
             ready=http_ok(f"{self.bridge_url}/health"),
             env={**environment, "MLC_BRIDGE_PORT": str(self.fleet.bridge_port), "MLC_LOG_FORMAT": "json",
-                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.webhook_secret,
-                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.webhook_secret},
+                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.secrets.mlflow_webhook.get_secret_value(),
+                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.secrets.jira_webhook.get_secret_value()},
         )
 
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
@@ -210,7 +215,9 @@ class LocalFleet:
 
     def print_addresses(self, say: Any = print) -> None:
         root = self.engine.url.rsplit("/engine-rest", 1)[0]
-        say(f"Cockpit   {root}/camunda  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
+        password = self.secrets.path("engine-admin-password")
+        say(f"Cockpit   {root}/camunda  (user {self.secrets.admin_user}"
+            + (f", password in {password})" if password else ")"))
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
