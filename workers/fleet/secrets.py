@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from workers.config import EngineSettings
 
-__all__ = ["SECRET_VARIABLES", "FleetSecrets"]
+__all__ = ["SECRET_VARIABLES", "FleetSecrets", "operator_credentials"]
 
 SECRET_VARIABLES: dict[str, str] = {
     "engine-admin-password": "MLC_ENGINE_ADMIN_PASSWORD",
@@ -102,6 +102,18 @@ class FleetSecrets:
         return (f"secrets in {self.folder} (owner-only): engine admin {self.admin_user} "
                 f"(password in {self.folder / 'engine-admin-password'}), worker user {self.worker_user}, "
                 "MLflow and Jira webhook secrets")
+
+
+def operator_credentials(engine: EngineSettings, home: Path) -> EngineSettings:
+    """``engine`` as ``mlc`` commands use it: without ``MLC_ENGINE_USER``, the admin of the local fleet at
+    ``home`` when that fleet has made its secrets (nothing is made here)."""
+    password = home.resolve() / "secrets" / "engine-admin-password"
+    if engine.user or not password.is_file():
+        return engine
+    given = os.environ.get(SECRET_VARIABLES["engine-admin-password"])
+    return engine.model_copy(update={
+        "user": os.environ.get("MLC_ENGINE_ADMIN_USER") or DEFAULT_ADMIN_USER,
+        "password": SecretStr(given or password.read_text(encoding="utf-8").strip())})
 
 
 def _new_secret() -> str:
