@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import stat
 import subprocess
 import sys
@@ -21,7 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.engine
 def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_cleanly(tmp_path):
     """As from a plain clone: no Jira contract anywhere (the tests' MLC_JIRA_CONTRACT is taken away)."""
-    base_port = free_port_block(len(TOPICS))  # one health port per worker
+    # one health port per worker, from a block at random: another test session on this machine picks from the start
+    base_port = free_port_block(len(TOPICS), start=20_000 + len(TOPICS) * random.randrange(400))
     environment = {
         **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
         "MLC_FLEET_HOME": str(tmp_path / "fleet"),

@@ -133,10 +133,10 @@ class LocalFleet:
             name="jira-dev",
             argv=[sys.executable, "-m", "devservers.jira", "--host", parsed.hostname or "127.0.0.1",
                   "--port", str(parsed.port or 8089), "--webhook", f"{self.bridge_url}/webhooks/jira",
-                  "--webhook-secret", self.secrets.jira_webhook.get_secret_value(),
                   "--state", str(self.fleet.home.resolve() / "devservers" / "jira.json")],
             log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
             ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+            env={"MLC_JIRA_WEBHOOK_SECRET": self.secrets.jira_webhook.get_secret_value()},  # not on ps's command line
         )
 
     def _servicenow_dev_server(self) -> ManagedProcess:
