@@ -45,6 +45,7 @@ import argparse
 import base64
 import json
 import os
+import secrets
 import select
 import signal
 import socket
@@ -426,6 +427,8 @@ def own_engine(report: Callable[[str], None]) -> Iterator[EngineSettings]:
                               bpmn_dir=Path(home) / "bpmn")
         engine: ManagedProcess = engine_process(fleet, settings, extra_env={
             "MLC_ENGINE_REST_AUTH": "false",
+            # the engine has no default admin password; nobody logs in to this throwaway one
+            "MLC_ENGINE_ADMIN_PASSWORD": secrets.token_urlsafe(24),
             "MLC_ENGINE_DB_URL": f"jdbc:h2:file:{home}/engine/camunda-h2;DB_CLOSE_ON_EXIT=FALSE",
         })
         report(f"starting the engine at {settings.url} (home {home})")

@@ -1,7 +1,7 @@
 """One real Camunda engine per test session, started the way ``mlc up`` starts it.
 
-The engine runs with REST basic authentication on, so every engine test also exercises the
-credentials path the Docker set-up uses.
+The engine runs with REST basic authentication and authorization on, as everywhere: ``mlctest`` is its
+admin (an operator) and ``mlctest-worker`` the workers' user (fetch, complete, no BPMN deployments).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from devservers.jira import JiraDevServer
 from workers.config import EngineSettings, FleetSettings, MlflowSettings
@@ -51,6 +52,10 @@ def free_port_block(count: int, start: int = 20_000, stop: int = 32_000) -> int:
     raise RuntimeError(f"no {count} consecutive free ports between {start} and {stop}")
 
 
+WORKER_USER = "mlctest-worker"
+WORKER_PASSWORD = "mlc-test-worker-secret"
+
+
 @pytest.fixture(scope="session")
 def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
     home = tmp_path_factory.mktemp("engine-home")
@@ -59,12 +64,20 @@ def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine
     fleet = FleetSettings(home=home, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
                           bpmn_dir=REPO / "bpmn")
     try:
-        engine = engine_process(fleet, settings, extra_env={"MLC_ENGINE_REST_AUTH": "true"})
+        engine = engine_process(fleet, settings, extra_env={
+            "MLC_ENGINE_REST_AUTH": "true", "MLC_ENGINE_WORKER_USER": WORKER_USER,
+            "MLC_ENGINE_WORKER_PASSWORD": WORKER_PASSWORD})
         engine.start(timeout_s=fleet.engine_start_timeout_s)
     except FleetError as exc:
         pytest.exit(f"the test engine could not start: {exc}", returncode=3)
     yield settings
     engine.stop()
+
+
+@pytest.fixture(scope="session")
+def worker_engine_settings(engine_settings: EngineSettings) -> EngineSettings:
+    """The session engine as the workers' own user sees it."""
+    return engine_settings.model_copy(update={"user": WORKER_USER, "password": SecretStr(WORKER_PASSWORD)})
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,41 @@ def test_compose_switches_rest_authentication_on():
     assert "postgresql" in engine["MLC_ENGINE_DB_URL"]
 
 
+OUTSIDE_SYSTEM_CREDENTIALS = {"MLC_SERVICENOW_PASSWORD"}
+"""Credentials for a ServiceNow instance, not secrets of the fleet: the default is the development server's."""
+
+
+def test_compose_ships_no_secret_and_refuses_to_start_without_each():
+    text = (REPO / "docker-compose.yml").read_text()
+    uses = re.findall(r"\$\{(MLC_[A-Z_]*(?:PASSWORD|SECRET)[A-Z_]*)(:?[-?])", text)
+    required = {name for name, operator in uses if operator == ":?"}
+    defaulted = {name for name, operator in uses if operator != ":?"} - OUTSIDE_SYSTEM_CREDENTIALS
+    assert defaulted == set()
+    assert required == {"MLC_ENGINE_ADMIN_PASSWORD", "MLC_ENGINE_WORKER_PASSWORD", "MLC_POSTGRES_PASSWORD",
+                        "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET", "MLC_BRIDGE_JIRA_WEBHOOK_SECRET"}
+
+
+def test_compose_gives_the_workers_their_own_engine_user_and_listens_where_containers_need_it():
+    worker = COMPOSE["services"]["get-model"]["environment"]
+    assert worker["MLC_ENGINE_PASSWORD"].startswith("${MLC_ENGINE_WORKER_PASSWORD:?")
+    assert worker["MLC_WORKER_HEALTH_HOST"] == "0.0.0.0"
+    assert COMPOSE["services"]["engine"]["environment"]["MLC_ENGINE_ADDRESS"] == "0.0.0.0"
+    assert COMPOSE["services"]["bridge"]["environment"]["MLC_BRIDGE_HOST"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("image", ["worker", "mlflow", "engine"])
+def test_images_run_as_an_unprivileged_user(image: str):
+    users = re.findall(r"^USER\s+(\S+)", (REPO / "deploy" / image / "Dockerfile").read_text(), re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+
+
+def test_the_engine_ships_locked():
+    assert "${MLC_ENGINE_ADMIN_PASSWORD:}" in APPLICATION_YAML  # no default: the engine refuses to start
+    assert "${MLC_ENGINE_REST_AUTH:true}" in APPLICATION_YAML
+    assert "${MLC_ENGINE_ADDRESS:127.0.0.1}" in APPLICATION_YAML
+    assert re.search(r"authorization:\s+enabled: true", APPLICATION_YAML)
+
+
 @pytest.mark.parametrize("variable", sorted(setting_variables() | engine_variables() | runtimes_file_variables()
                                             | {"MLC_POSTGRES_PASSWORD"}))
 def test_readme_documents_every_setting(variable: str):

@@ -7,9 +7,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from workers.config import ConfigurationError, EngineSettings, LogSettings, WorkerSettings, load
+from workers.config import ConfigurationError, EngineSettings, FleetSettings, LogSettings, WorkerSettings, load
 from workers.engine import EngineClient, EngineError
 from workers.fleet.processes import FleetError
+from workers.fleet.secrets import operator_credentials
 from workers.harness.serve import serve
 from workers.logs import configure_logging
 from workers.topics import TOPICS
@@ -18,7 +19,8 @@ __all__ = ["main"]
 
 
 def engine_client() -> EngineClient:
-    return EngineClient(load(EngineSettings))
+    """The engine as the settings name it; on a local fleet without MLC_ENGINE_USER, as its admin."""
+    return EngineClient(operator_credentials(load(EngineSettings), load(FleetSettings).home))
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -122,7 +122,7 @@ class WorkerSettings(Settings):
     retry_timeout_ms: int = Field(5_000, ge=0, description="wait before the first retry; doubles each time")
     retry_timeout_max_ms: int = Field(600_000, ge=0, description="longest wait between retries")
     drain_timeout_s: float = Field(25.0, ge=0, description="on SIGTERM, time held tasks get to finish")
-    health_host: str = Field("0.0.0.0", description="address of the health and metrics endpoint")
+    health_host: str = Field("127.0.0.1", description="address of the health and metrics endpoint (0.0.0.0: all)")
     health_port: int = Field(9400, ge=0, le=65535, description="port of /health and /metrics; 0 picks one")
 
 

@@ -13,7 +13,8 @@ pytestmark = pytest.mark.engine
 
 
 def back_test_timers(fleet: FleetSettings, cron: str) -> list[dict]:
-    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest")
+    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="mlctest",
+                              password="mlc-test-secret")  # the admin: the engine has no default
     engine = engine_process(fleet, settings, extra_env={"MLC_ENGINE_BACK_TEST_CRON": cron})
     engine.start(timeout_s=180)
     try:

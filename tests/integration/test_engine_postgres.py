@@ -48,7 +48,8 @@ def postgres() -> Iterator[int]:
 
 
 def test_engine_runs_processes_on_postgresql(postgres, tmp_path):
-    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest")
+    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="mlctest",
+                              password="mlc-test-secret")  # the admin: the engine has no default
     fleet = FleetSettings(home=tmp_path, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
                           bpmn_dir=REPO / "bpmn")
     engine = engine_process(fleet, settings, extra_env={

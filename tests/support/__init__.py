@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -168,7 +169,10 @@ def local_fleet_environment(home: Path) -> dict[str, str]:
         "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
         "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
         "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
-        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(len(TOPICS))),  # one health port per worker
+        # one health port per worker, from a block at random: another test session on this machine may
+        # pick its block from the start of the range
+        "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(
+            len(TOPICS), start=20_000 + len(TOPICS) * random.randrange(400))),
         "MLC_FLEET_MLSERVER_PORT": str(free_port()),
         "MLC_FLEET_BRIDGE_PORT": str(free_port()),
         "MLC_FLEET_HEALTH_PORT": str(free_port()),

@@ -31,7 +31,7 @@ from workers.clients.mlflow.artifacts import ArtifactNotFound, read_bytes
 from workers.config import MlflowSettings
 from workers.domain.metrics import NOT_COMPUTED
 from workers.engine.client import EngineClient
-from workers.engine.errors import EngineBadRequest, EngineServerError
+from workers.engine.errors import EngineAuthError, EngineBadRequest, EngineServerError
 from workers.engine.variables import encode_variables
 
 __all__ = [
@@ -58,6 +58,7 @@ DMN_NAMESPACES = {
 }
 CAMUNDA_DMN = "http://camunda.org/schema/1.0/dmn"
 _DMN_TRANSFORM_FAILED = "ENGINE-22004"
+_NOT_FEEL = "is not FEEL"
 _FEEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 ErrorCode = Literal["DMN_INVALID", "DMN_NOT_FOUND", "METRICS_INVALID"]
@@ -166,6 +167,11 @@ def deploy_dmn(prepared: PreparedDmn, engine: EngineClient) -> None:
     try:
         engine.deploy(f"mlc-dmn-{prepared.key}", {f"{prepared.key}.dmn": prepared.content})
     except EngineBadRequest as exc:
+        raise DecisionError("DMN_INVALID", f"the engine refused the DMN: {exc.message}") from exc
+    except EngineAuthError as exc:
+        # the engine lets workers deploy DMN in FEEL only: another expression language would run code
+        if _NOT_FEEL not in exc.message:
+            raise
         raise DecisionError("DMN_INVALID", f"the engine refused the DMN: {exc.message}") from exc
     except EngineServerError as exc:
         # Camunda answers a DMN it cannot transform with 500 ENGINE-22004 and keeps the cause in its log

@@ -14,7 +14,6 @@ port is checked free before anything starts, so a second ``mlc up`` stops at onc
 from __future__ import annotations
 
 import os
-import secrets
 import select
 import signal
 import sys
@@ -43,6 +42,7 @@ from workers.fleet.processes import (
     wait_until,
     worker_process,
 )
+from workers.fleet.secrets import FleetSecrets
 from workers.fleet.supervisor import FleetHealthServer, Supervisor
 from workers.topics import TOPICS
 from workers.triggers.signals import BACK_TEST_JIRA, send_signal, wait_for_outcome
@@ -64,15 +64,18 @@ class LocalFleet:
     jira: JiraSettings
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
-    webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    secrets: FleetSecrets = field(default_factory=FleetSecrets.generate)
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(print))
     _lock: FleetLock | None = None
     _health: FleetHealthServer | None = None
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
-        return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings),
-                   load(ServiceNowSettings))
+        """The fleet the environment describes, on the secrets kept in its home (made on first start)."""
+        fleet = load(FleetSettings)
+        secrets = FleetSecrets.load_or_create(fleet.home)
+        return cls(fleet, secrets.for_workers(load(EngineSettings)), load(MlflowSettings), load(JiraSettings),
+                   load(ServiceNowSettings), secrets=secrets)
 
     @property
     def bridge_url(self) -> str:
@@ -126,8 +129,10 @@ class LocalFleet:
             ensure_port_free(host, port, setting, what)
         self.supervisor = Supervisor(say)
         self._health = FleetHealthServer("127.0.0.1", self.fleet.health_port, self.supervisor).start()
+        say(self.secrets.describe())
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
-        self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
+        self._start(engine_process(self.fleet, self.engine, extra_env=self.secrets.engine_environment()),
+                    self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
         self._start(mlflow_process(self.fleet, self.mlflow, local_webhooks=True), 120)
         say("starting MLServer (the DEV online runtime) ...")
@@ -146,7 +151,8 @@ class LocalFleet:
             self._start(self._servicenow_dev_server(), 60)
         from workers.triggers.bridge import ensure_mlflow_webhook
 
-        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow", self.webhook_secret)
+        ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow",
+                              self.secrets.mlflow_webhook.get_secret_value())
         for index, topic in enumerate(sorted(TOPICS)):
             port = self.fleet.worker_health_base_port + index
             self._start(worker_process(topic, self.fleet, port, environment), 120)
@@ -163,10 +169,10 @@ class LocalFleet:
             name="jira-dev",
             argv=[sys.executable, "-m", "devservers.jira", "--host", parsed.hostname or "127.0.0.1",
                   "--port", str(parsed.port or 8089), "--webhook", f"{self.bridge_url}/webhooks/jira",
-                  "--webhook-secret", self.webhook_secret,
                   "--state", str(self.fleet.home.resolve() / "devservers" / "jira.json")],
             log_path=self.fleet.home.resolve() / "logs" / "jira-dev.log",
             ready=http_ok(f"{self.jira.url.rstrip('/')}/_dev/requests"),
+            env={"MLC_JIRA_WEBHOOK_SECRET": self.secrets.jira_webhook.get_secret_value()},  # not on ps's command line
         )
 
     def _servicenow_dev_server(self) -> ManagedProcess:
@@ -187,8 +193,8 @@ class LocalFleet:
             log_path=self.fleet.home.resolve() / "logs" / "bridge.log",
             ready=http_ok(f"{self.bridge_url}/health"),
             env={**environment, "MLC_BRIDGE_PORT": str(self.fleet.bridge_port), "MLC_LOG_FORMAT": "json",
-                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.webhook_secret,
-                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.webhook_secret},
+                 "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.secrets.mlflow_webhook.get_secret_value(),
+                 "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.secrets.jira_webhook.get_secret_value()},
         )
 
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
@@ -252,7 +258,9 @@ class LocalFleet:
         return {"summary": f"review ticket {ticket} waiting", "ticket": ticket, "version": version}
 
     def print_addresses(self, say: Any = print) -> None:
-        say(f"Cockpit   {self.engine.cockpit_url}  (user {os.environ.get('MLC_ENGINE_ADMIN_USER', 'admin')})")
+        password = self.secrets.path("engine-admin-password")
+        say(f"Cockpit   {self.engine.cockpit_url}  (user {self.secrets.admin_user}"
+            + (f", password in {password})" if password else ")"))
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
