@@ -6,6 +6,9 @@ load call, the one whose settings name matches. So only ``<served>/`` is ever se
 being downloaded (``.download-<served>-<id>/``) or checked and waiting for the rest of its stage
 (``.staged-<served>/``) is invisible to a restarted MLServer. A version is in ``<served>/`` only while
 its inference check runs and once it is recorded in service.
+
+Also the pieces ``deploy-model`` and ``record-deployments`` share: the runtime of a task, the record
+of a version in service, unloading without minding what is already gone.
 """
 
 from __future__ import annotations
@@ -16,8 +19,27 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["MODEL_SETTINGS", "ServingFolders", "discard_staged", "served_name"]
+from workers.clients.mlflow.registry import VersionRecord
+from workers.clients.mlserver import MlserverClient, MlserverError
+from workers.domain.deployments import DEPLOYMENT_TAG_PREFIX, DeploymentRecord
+from workers.domain.runtimes import Runtime, RuntimeInventory
+from workers.harness.outcomes import FatalError
+from workers.harness.topic import TaskContext
 
+__all__ = [
+    "DEPLOYMENT_FAILED",
+    "MODEL_SETTINGS",
+    "ServingFolders",
+    "active_record",
+    "discard_staged",
+    "inference_url",
+    "runtime_of",
+    "served_name",
+    "unload_quietly",
+]
+
+DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
+"""The BPMN error of a deployment that cannot succeed, from ``deploy-model`` or ``record-deployments``."""
 MODEL_SETTINGS = "model-settings.json"
 
 
@@ -74,3 +96,35 @@ def discard_staged(repositories: Iterable[Path], served: str) -> None:
     """Delete the staged copies (and unfinished downloads) of ``served`` in every repository of ``repositories``."""
     for repository in repositories:
         ServingFolders(repository, served).remove_staged()
+
+
+def runtime_of(inventory: RuntimeInventory, name: str, stage: str | None) -> Runtime:
+    """Runtime ``name`` of ``inventory``, which must be in ``stage`` when one is given."""
+    runtime = inventory.get(name)
+    if runtime is None:
+        known = ", ".join(r.name for r in inventory.runtimes) or "none"
+        raise FatalError(f"unknown runtime {name!r} (inventory {inventory.source}); the runtimes are {known}")
+    if stage and stage.upper() != runtime.stage:
+        raise FatalError(f"runtime {runtime.name} is in stage {runtime.stage}, not MODEL_STAGE {stage.upper()}")
+    return runtime
+
+
+def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord | None:
+    """The record of ``version`` in service on ``runtime``, if it is."""
+    value = version.tags.get(DEPLOYMENT_TAG_PREFIX + runtime.name)
+    record = DeploymentRecord.from_tag(version.name, version.version, value) if value else None
+    return record if record is not None and record.active else None
+
+
+def inference_url(endpoint: str | None, served: str | None) -> str | None:
+    return f"{endpoint}/v2/models/{served}/infer" if endpoint and served else None
+
+
+def unload_quietly(clients: list[MlserverClient], name: str, task: TaskContext) -> None:
+    """Unload ``name`` wherever it is loaded; what is not loaded, or a server that does not answer, is fine."""
+    for client in clients:
+        try:
+            client.unload(name)
+        except MlserverError as exc:
+            if exc.status != 404:
+                task.progress("unload failed", endpoint=client.endpoint, served_name=name, error=exc.message)

@@ -47,11 +47,20 @@ from workers.clients.mlflow.registry import (
 from workers.clients.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
 from workers.config import MlflowSettings, RuntimeSettings, load
 from workers.domain.datafiles import DataFileError, read_chunks
-from workers.domain.deployments import DEPLOYMENT_TAG_PREFIX, DeploymentRecord
 from workers.domain.models import TEST_DATA_ARTIFACTS
 from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
-from workers.domain.serving import MODEL_SETTINGS, ServingFolders, discard_staged, served_name
-from workers.harness.outcomes import BusinessError, FatalError, RetryableError
+from workers.domain.serving import (
+    DEPLOYMENT_FAILED,
+    MODEL_SETTINGS,
+    ServingFolders,
+    active_record,
+    discard_staged,
+    inference_url,
+    runtime_of,
+    served_name,
+    unload_quietly,
+)
+from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = [
@@ -61,15 +70,11 @@ __all__ = [
     "ClientFactory",
     "DeployModelInput",
     "DeployModelOutput",
-    "active_record",
-    "inference_url",
     "make_handler",
-    "runtime_of",
     "served_name",
-    "unload_quietly",
 ]
 
-FAILED = "DEPLOYMENT_FAILED"
+FAILED = DEPLOYMENT_FAILED
 CHECK_ROWS = 5
 """Rows of test data the inference check sends."""
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
@@ -135,33 +140,11 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
     return deploy_model
 
 
-def runtime_of(inventory: RuntimeInventory, name: str, stage: str | None) -> Runtime:
-    """Runtime ``name`` of ``inventory``, which must be in ``stage`` when one is given."""
-    runtime = inventory.get(name)
-    if runtime is None:
-        known = ", ".join(r.name for r in inventory.runtimes) or "none"
-        raise FatalError(f"unknown runtime {name!r} (inventory {inventory.source}); the runtimes are {known}")
-    if stage and stage.upper() != runtime.stage:
-        raise FatalError(f"runtime {runtime.name} is in stage {runtime.stage}, not MODEL_STAGE {stage.upper()}")
-    return runtime
-
-
 def _discard_stage(inventory: RuntimeInventory, data: DeployModelInput) -> None:
     """Remove the copies of the version that other runtimes of the stage staged: none is recorded now."""
     repositories = [runtime.model_repository for name in {data.runtime, *data.runtimes}
                     if (runtime := inventory.get(name)) is not None and runtime.model_repository is not None]
     discard_staged(repositories, served_name(data.model_id, data.model_version))
-
-
-def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord | None:
-    """The record of ``version`` in service on ``runtime``, if it is."""
-    value = version.tags.get(DEPLOYMENT_TAG_PREFIX + runtime.name)
-    record = DeploymentRecord.from_tag(version.name, version.version, value) if value else None
-    return record if record is not None and record.active else None
-
-
-def inference_url(endpoint: str | None, served: str | None) -> str | None:
-    return f"{endpoint}/v2/models/{served}/infer" if endpoint and served else None
 
 
 def _output(runtime: Runtime, version: VersionRecord, state: str) -> DeployModelOutput:
@@ -171,16 +154,6 @@ def _output(runtime: Runtime, version: VersionRecord, state: str) -> DeployModel
               "mode": runtime.mode, "state": state, "endpoint": endpoint, "served_name": served}
     return DeployModelOutput(staged_deployment=staged, deployment_mode=runtime.mode,
                              deployed_endpoint=inference_url(endpoint, served))
-
-
-def unload_quietly(clients: list[MlserverClient], name: str, task: TaskContext) -> None:
-    """Unload ``name`` wherever it is loaded; what is not loaded, or a server that does not answer, is fine."""
-    for client in clients:
-        try:
-            client.unload(name)
-        except MlserverError as exc:
-            if exc.status != 404:
-                task.progress("unload failed", endpoint=client.endpoint, served_name=name, error=exc.message)
 
 
 class _OnlineCheck:

@@ -36,17 +36,17 @@ from workers.domain.deployments import (
     replaced_by,
 )
 from workers.domain.runtimes import Runtime, current_inventory, load_inventory
-from workers.domain.serving import ServingFolders, served_name
-from workers.harness.outcomes import BusinessError, FatalError, RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
-from workers.topics.deploy_model import (
-    FAILED,
-    ClientFactory,
+from workers.domain.serving import (
+    DEPLOYMENT_FAILED,
+    ServingFolders,
     active_record,
     inference_url,
     runtime_of,
+    served_name,
     unload_quietly,
 )
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
+from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "RecordDeploymentsInput", "RecordDeploymentsOutput", "make_handler"]
 
@@ -66,6 +66,7 @@ class RecordDeploymentsOutput(TaskOutput):
 
 
 Handler = Callable[[RecordDeploymentsInput, TaskContext], RecordDeploymentsOutput]
+ClientFactory = Callable[[str], MlserverClient]
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
@@ -94,7 +95,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
             records = stage.record()
             replaced = stage.retire(records)
         except ModelNotFound as exc:
-            raise BusinessError(FAILED, f"cannot record the deployment: {exc.message}") from exc
+            raise BusinessError(DEPLOYMENT_FAILED, f"cannot record the deployment: {exc.message}") from exc
         except (RegistryUnavailable, MlserverUnavailable) as exc:
             raise RetryableError(exc.message) from exc
         shown = next((record for record in records if record.mode == "online"), records[-1])
@@ -133,9 +134,7 @@ class _Stage:
                 if folders.is_staged:
                     folders.show()
                 elif not folders.is_visible:  # visible: published by an attempt that stopped mid-way
-                    raise BusinessError(FAILED, f"deployment of model {self.version.name!r} version "
-                                                f"{self.version.version} to runtime {runtime.name} failed: no "
-                                                "checked copy staged by deploy-model")
+                    raise self._failed("no checked copy staged by deploy-model", runtime)
                 for client in self.clients_of(runtime):
                     client.load(self.served)
         except MlserverUnavailable:
@@ -153,8 +152,12 @@ class _Stage:
                     self.folders(runtime).remove_staged()
             if isinstance(exc, BusinessError):
                 raise
-            raise BusinessError(FAILED, f"deployment of model {self.version.name!r} version {self.version.version} "
-                                        f"failed: {exc.message}") from exc
+            raise self._failed(exc.message) from exc
+
+    def _failed(self, cause: str, runtime: Runtime | None = None) -> BusinessError:
+        where = f" to runtime {runtime.name}" if runtime else ""
+        return BusinessError(DEPLOYMENT_FAILED, f"deployment of model {self.version.name!r} version "
+                                                f"{self.version.version}{where} failed: {cause}")
 
     def record(self) -> list[DeploymentRecord]:
         """The records of every runtime (kept where written before), then the aliases once."""
