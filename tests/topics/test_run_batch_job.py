@@ -15,6 +15,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
+from tests.support import write_inventory
 from tests.topics.test_deploy_model import ProgressLog, Stage, copy_of_sample
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import MlflowSettings
@@ -93,7 +94,8 @@ class Deployed:
         self.tag = f"batch-tests-{uuid.uuid4().hex[:8]}"
         self.model = copy_of_sample(settings, sample, versions=versions, service=self.tag)
         self.inventory = inventory_for(self.tag)
-        self._deploy = Stage(settings, self.inventory)
+        file = Path(tempfile.mkdtemp(prefix="mlc-inventory-")) / "runtimes.yaml"
+        self._deploy = Stage(settings, write_inventory(file, self.inventory.stages, self.inventory.runtimes))
 
     def deploy(self, version: str, runtime: str) -> None:
         self._deploy(self.model, version, runtime)
