@@ -1,6 +1,7 @@
-"""deploy-model against a real MLflow and a real MLServer: batch records, online loads checked by
-inference, idempotent redelivery, failed deployments that leave the version in service alone, and the
-deployment records that status and batch jobs read."""
+"""deploy-model and record-deployments against a real MLflow and a real MLServer: batch records, online
+loads checked by inference and staged until the whole stage is, idempotent redelivery, failed deployments
+(one runtime of a stage, MLServer killed mid-way) that leave the version in service alone and nothing a
+restarted MLServer would serve, and the deployment records that status and batch jobs read."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from workers.domain.runtimes import Runtime
 from workers.fleet.sample import SampleModel, register_sample_model
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext
+from workers.topics import record_deployments
 from workers.topics.deploy_model import DeployModelInput, make_handler, served_name
+from workers.topics.record_deployments import RecordDeploymentsInput, RecordDeploymentsOutput
 
 SERVICE = "deploy-tests"
 
@@ -47,6 +50,29 @@ def task(log: ProgressLog | None = None) -> TaskContext:
 def deploy(model: str, version: str, runtime: str, **variables: Any) -> DeployModelInput:
     return DeployModelInput.model_validate({"MODEL_ID": model, "MODEL_VERSION": version, "RUNTIME": runtime,
                                             **variables})
+
+
+def record(model: str, version: str, *runtimes: str, **variables: Any) -> RecordDeploymentsInput:
+    return RecordDeploymentsInput.model_validate({"MODEL_ID": model, "MODEL_VERSION": version,
+                                                  "RUNTIMES": list(runtimes), **variables})
+
+
+class Stage:
+    """deploy-model on each runtime of a stage, then record-deployments, as the process runs them."""
+
+    def __init__(self, settings: MlflowSettings, inventory: Path, client_factory: Any = MlserverClient) -> None:
+        self.deploy = make_handler(settings, inventory, client_factory=client_factory)
+        self.record = record_deployments.make_handler(settings, inventory, client_factory=client_factory)
+
+    def __call__(self, model: str, version: str, *runtimes: str) -> RecordDeploymentsOutput:
+        for runtime in runtimes:
+            self.deploy(deploy(model, version, runtime, RUNTIMES=list(runtimes)), task())
+        return self.record(record(model, version, *runtimes), task())
+
+
+def repository_leftovers(repository: Path, served: str) -> list[str]:
+    """What of ``served`` is in ``repository``: served, staged or half-downloaded folders."""
+    return sorted(path.name for path in repository.glob("*") if served in path.name) if repository.is_dir() else []
 
 
 class CountingClient(MlserverClient):
@@ -77,6 +103,16 @@ def inventory(mlserver, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def handler(mlflow_settings, inventory):
     return make_handler(mlflow_settings, inventory, client_factory=CountingClient)
+
+
+@pytest.fixture(scope="module")
+def recorder(mlflow_settings, inventory):
+    return record_deployments.make_handler(mlflow_settings, inventory, client_factory=CountingClient)
+
+
+@pytest.fixture(scope="module")
+def stage(mlflow_settings, inventory) -> Stage:
+    return Stage(mlflow_settings, inventory, CountingClient)
 
 
 @pytest.fixture
@@ -117,43 +153,64 @@ def add_broken_version(settings: MlflowSettings, name: str, sample: SampleModel)
     return str(version)
 
 
-def test_batch_deployment_is_recorded_and_shown_in_the_status(handler, registry, sample, mlflow_settings):
+def test_batch_deployment_is_recorded_and_shown_in_the_status(handler, recorder, registry, sample,
+                                                              mlflow_settings):
     name = copy_of_sample(mlflow_settings, sample)
-    output = handler(deploy(name, "1", "t-dev-batch"), task())
-    assert output.deployment_mode == "batch"
+    staged = handler(deploy(name, "1", "t-dev-batch"), task())
+    assert staged.deployment_mode == "batch"
+    assert staged.deployed_endpoint is None
+    assert staged.staged_deployment["state"] == "batch"
+    assert deployments_of(registry, name) == []  # recorded with the stage, not by deploy-model
+    output = recorder(record(name, "1", "t-dev-batch"), task())
     assert output.deployed_endpoint is None
     assert output.replaced_version is None
     assert output.deployment == {**output.deployment, "model": name, "version": "1", "runtime": "t-dev-batch",
                                  "stage": "DEV", "mode": "batch", "endpoint": None, "until": None}
+    assert output.deployments == [output.deployment]
     model = registry.get_model(name)
     assert model.aliases == {"deployed": "1", "deployed-dev": "1"}
-    [record] = deployments_of(registry, name)
-    assert record.as_dict() == output.deployment
+    [recorded] = deployments_of(registry, name)
+    assert recorded.as_dict() == output.deployment
     status = format_status(deployments_of(registry, name)).splitlines()
     assert status[0].split() == ["VERSION", "RUNTIME", "STAGE", "MODE", "STATE", "SINCE", "UNTIL", "ENDPOINT"]
-    assert status[1].split() == ["1", "t-dev-batch", "DEV", "batch", "active", record.since, "-", "-"]
+    assert status[1].split() == ["1", "t-dev-batch", "DEV", "batch", "active", recorded.since, "-", "-"]
 
-    again = handler(deploy(name, 1, "t-dev-batch", MODEL_STAGE="dev"), task())
+    handler(deploy(name, 1, "t-dev-batch", MODEL_STAGE="dev"), task())
+    again = recorder(record(name, "1", "t-dev-batch", MODEL_STAGE="dev"), task())
     assert again.deployment == output.deployment
-    assert deployments_of(registry, name) == [record]
+    assert deployments_of(registry, name) == [recorded]
 
 
-def test_online_deployment_loads_checks_and_replaces_the_previous_version(handler, registry, sample, mlserver,
-                                                                          mlflow_settings):
+def test_online_deployment_loads_checks_and_replaces_the_previous_version(handler, recorder, stage, registry,
+                                                                          sample, mlserver, mlflow_settings):
     name = copy_of_sample(mlflow_settings, sample, versions=2)
     first, second = served_name(name, "1"), served_name(name, "2")
+    client = MlserverClient(mlserver.endpoint)
     log = ProgressLog()
-    output = handler(deploy(name, "1", "t-dev-online"), task(log))
-    assert output.deployment_mode == "online"
-    assert output.deployed_endpoint == f"{mlserver.endpoint}/v2/models/{first}/infer"
-    assert output.deployment["served_name"] == first
-    assert output.deployment["endpoint"] == mlserver.endpoint
-    assert (mlserver.repository / first / "model-settings.json").is_file()
+    staged = handler(deploy(name, "1", "t-dev-online"), task(log))
+    assert staged.deployment_mode == "online"
+    assert staged.deployed_endpoint == f"{mlserver.endpoint}/v2/models/{first}/infer"
+    assert staged.staged_deployment["state"] == "checked"
     assert log.values("inference check passed")[0]["rows"] == 5
-    print(f"\nonline deployment took {log.values('deployed online')[0]['seconds']} s; "
+    # checked, then kept where no MLServer looks until the stage is recorded
+    assert repository_leftovers(mlserver.repository, first) == [f".staged-{first}"]
+    assert client.model_ready(first) is False
+    assert deployments_of(registry, name) == []
+    print(f"\nonline check took {log.values('checked and staged')[0]['seconds']} s; "
           f"MLServer started in {mlserver.start_seconds:.1f} s")
 
-    client = MlserverClient(mlserver.endpoint)
+    loads = len(CountingClient.loads)
+    redelivered = handler(deploy(name, "1", "t-dev-online"), task())  # finds its staged copy
+    assert redelivered.staged_deployment == staged.staged_deployment
+    assert len(CountingClient.loads) == loads
+
+    output = recorder(record(name, "1", "t-dev-online"), task())
+    assert output.deployment["served_name"] == first
+    assert output.deployment["endpoint"] == mlserver.endpoint
+    assert output.deployed_endpoint == staged.deployed_endpoint
+    assert repository_leftovers(mlserver.repository, first) == [first]
+    assert (mlserver.repository / first / "model-settings.json").is_file()
+
     test_rows = pd.read_csv(mlflow_download(mlflow_settings, sample.test_data_uri)).head(20)
     outputs = client.infer(first, pandas_inputs(test_rows.drop(columns=["label"])), parameters={"content_type": "pd"})
     assert outputs[0].shape == (20, 1)
@@ -161,18 +218,19 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
     assert set(predictions) <= {0, 1}
     assert sum(p == label for p, label in zip(predictions, test_rows["label"], strict=True)) >= 18
 
-    # the same version again: no second load
+    # the same version again: no second load, and a redelivered record-deployments keeps its records
     loads = len(CountingClient.loads)
-    again = handler(deploy(name, "1", "t-dev-online"), task())
+    again = stage(name, "1", "t-dev-online")
     assert again.deployment == output.deployment
+    assert again.replaced_version is None
     assert len(CountingClient.loads) == loads
 
     # the next version takes over the runtime; the previous one is unloaded and removed
-    replaced = handler(deploy(name, "2", "t-dev-online"), task())
+    replaced = stage(name, "2", "t-dev-online")
     assert replaced.replaced_version == "1"
     assert client.model_ready(second) is True
     assert client.model_ready(first) is False
-    assert not (mlserver.repository / first).exists()
+    assert repository_leftovers(mlserver.repository, first) == []
     assert registry.get_model(name).aliases == {"deployed": "2", "deployed-dev": "2"}
     records = deployments_of(registry, name)
     assert [(r.version, r.active) for r in records] == [("2", True), ("1", False)]
@@ -181,9 +239,9 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
 
 
 def test_a_failed_deployment_leaves_the_version_in_service_alone(handler, registry, sample, mlserver,
-                                                                 mlflow_settings):
+                                                                 mlflow_settings, stage):
     name = copy_of_sample(mlflow_settings, sample)
-    handler(deploy(name, "1", "t-dev-online"), task())
+    stage(name, "1", "t-dev-online")
     broken = add_broken_version(mlflow_settings, name, sample)
     before = registry.get_model(name).aliases
     records_before = deployments_of(registry, name)
@@ -198,7 +256,7 @@ def test_a_failed_deployment_leaves_the_version_in_service_alone(handler, regist
     client = MlserverClient(mlserver.endpoint)
     assert client.model_ready(served_name(name, "1")) is True
     assert client.model_ready(served_name(name, broken)) is False
-    assert not (mlserver.repository / served_name(name, broken)).exists()
+    assert repository_leftovers(mlserver.repository, served_name(name, broken)) == []
     assert served_name(name, broken) not in {model.name for model in client.repository_index()}
     assert registry.get_model(name).aliases == before
     assert deployments_of(registry, name) == records_before
@@ -224,17 +282,17 @@ def test_batch_deployment_picks_the_most_recent_batch_version_for_tag_and_stage(
     inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV", "SIT"), [
         Runtime(name="b-dev", stage="DEV", service_tags=(service,)),
         Runtime(name="b-sit", stage="SIT", service_tags=(service,))])
-    deploy_batch = make_handler(mlflow_settings, inventory)
+    deploy_batch = Stage(mlflow_settings, inventory)
     assert batch_deployment(registry, service, "DEV") is None
 
-    deploy_batch(deploy(first, "1", "b-dev"), task())
+    deploy_batch(first, "1", "b-dev")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "DEV")) == (first, "1")
-    deploy_batch(deploy(second, "1", "b-dev"), task())
+    deploy_batch(second, "1", "b-dev")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "dev")) == (second, "1")
-    deploy_batch(deploy(first, "2", "b-dev"), task())
+    deploy_batch(first, "2", "b-dev")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "DEV")) == (first, "2")
     assert batch_deployment(registry, service, "SIT") is None
-    deploy_batch(deploy(first, "1", "b-sit"), task())
+    deploy_batch(first, "1", "b-sit")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "SIT")) == (first, "1")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service)) == (first, "1")
     # an online deployment is not a batch one
@@ -278,10 +336,135 @@ def test_a_runtime_added_to_the_inventory_is_deployed_to_without_a_restart(mlflo
     name = copy_of_sample(mlflow_settings, sample, service=service)
     inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
         Runtime(name="first", stage="DEV", service_tags=(service,))])
-    deploy_batch = make_handler(mlflow_settings, inventory)
+    deploy_batch = Stage(mlflow_settings, inventory)
     with pytest.raises(FatalError, match="unknown runtime 'added'"):
-        deploy_batch(deploy(name, "1", "added"), task())
+        deploy_batch(name, "1", "added")
     write_inventory(inventory, ("DEV",), [Runtime(name="first", stage="DEV", service_tags=(service,)),
                                           Runtime(name="added", stage="DEV", service_tags=(service,))])
-    deploy_batch(deploy(name, "1", "added"), task())
+    deploy_batch(name, "1", "added")
     assert (lambda v: (v.name, v.version))(batch_deployment(registry, service, "DEV")) == (name, "1")
+
+
+def test_a_stage_whose_last_runtime_fails_records_nothing_and_leaves_no_staged_copy(mlflow_settings, sample,
+                                                                                   mlserver, registry, tmp_path):
+    service = f"{SERVICE}-{uuid.uuid4().hex[:6]}"
+    elsewhere = tmp_path / "not-this-mlserver"  # the MLServer never finds what is staged here: load answers 404
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
+        Runtime(name="s-batch", stage="DEV", service_tags=(service,)),
+        Runtime(name="s-online", stage="DEV", service_tags=(service,), endpoints=(mlserver.endpoint,),
+                model_repository=mlserver.repository),
+        Runtime(name="s-misconfigured", stage="DEV", service_tags=(service,), endpoints=(mlserver.endpoint,),
+                model_repository=elsewhere)])
+    stage = Stage(mlflow_settings, inventory)
+    name = copy_of_sample(mlflow_settings, sample, versions=2, service=service)
+    stage(name, "1", "s-batch", "s-online")
+    aliases, records = registry.get_model(name).aliases, deployments_of(registry, name)
+    runtimes = ["s-batch", "s-online", "s-misconfigured"]
+
+    assert stage.deploy(deploy(name, "2", "s-batch", RUNTIMES=runtimes), task()).deployment_mode == "batch"
+    assert stage.deploy(deploy(name, "2", "s-online", RUNTIMES=runtimes), task()).staged_deployment["state"] == \
+        "checked"
+    with pytest.raises(BusinessError) as error:
+        stage.deploy(deploy(name, "2", "s-misconfigured", RUNTIMES=runtimes), task())
+    assert error.value.code == "DEPLOYMENT_FAILED"
+    assert "runtime s-misconfigured failed" in error.value.message and "answered 404" in error.value.message
+
+    assert registry.get_model(name).aliases == aliases == {"deployed": "1", "deployed-dev": "1"}
+    assert deployments_of(registry, name) == records
+    for repository in (mlserver.repository, elsewhere):
+        assert repository_leftovers(repository, served_name(name, "2")) == []
+    client = MlserverClient(mlserver.endpoint)
+    assert client.model_ready(served_name(name, "1")) is True
+    assert client.model_ready(served_name(name, "2")) is False
+
+    # a record-deployments reached without the checked copies records nothing either
+    with pytest.raises(BusinessError, match="no checked copy staged by deploy-model"):
+        stage.record(record(name, "2", "s-batch", "s-online"), task())
+    assert deployments_of(registry, name) == records
+
+
+class ServerUnderTest:
+    """A second MLServer of its own, for a test to kill and restart."""
+
+    def __init__(self, home: Path) -> None:
+        from tests.conftest import free_port
+        from workers.config import FleetSettings
+        from workers.fleet.processes import mlserver_process
+
+        self.repository = home / "models"
+        ports = free_port(), free_port(), free_port()
+        self.endpoint = f"http://127.0.0.1:{ports[0]}"
+        self._process = lambda: mlserver_process(FleetSettings(home=home), *ports, self.repository)
+        self.process = self._process().start(timeout_s=120)
+
+    def kill(self) -> None:
+        self.process.stop()
+
+    def restart(self) -> None:
+        self.process = self._process().start(timeout_s=120)
+
+
+@pytest.fixture
+def second_mlserver(tmp_path):
+    server = ServerUnderTest(tmp_path / "second-mlserver")
+    yield server
+    server.kill()
+
+
+def test_mlserver_killed_mid_deployment_serves_only_the_version_in_service_after_a_restart(
+        mlflow_settings, sample, registry, second_mlserver, tmp_path):
+    service = f"{SERVICE}-{uuid.uuid4().hex[:6]}"
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
+        Runtime(name="k-online", stage="DEV", service_tags=(service,), endpoints=(second_mlserver.endpoint,),
+                model_repository=second_mlserver.repository)])
+    name = copy_of_sample(mlflow_settings, sample, versions=2, service=service)
+    first, second = served_name(name, "1"), served_name(name, "2")
+    Stage(mlflow_settings, inventory)(name, "1", "k-online")
+
+    class KillingClient(MlserverClient):
+        """Kills the MLServer the first time it is asked to load the new version: the folder is in place by then."""
+
+        killed = False
+
+        def load(self, name: str) -> None:
+            if name == second and not KillingClient.killed:
+                assert (second_mlserver.repository / second / "model-settings.json").is_file()
+                KillingClient.killed = True
+                second_mlserver.kill()
+            super().load(name)
+
+    killing = Stage(mlflow_settings, inventory, KillingClient)
+    with pytest.raises(RetryableError, match="unreachable"):
+        killing.deploy(deploy(name, "2", "k-online", RUNTIMES=["k-online"]), task())
+    assert repository_leftovers(second_mlserver.repository, second) == []
+    assert registry.get_model(name).aliases == {"deployed": "1", "deployed-dev": "1"}
+
+    second_mlserver.restart()
+    with MlserverClient(second_mlserver.endpoint) as client:
+        assert {(m.name, m.state) for m in client.repository_index()} == {(first, "READY")}
+        # the engine's retry: staged and checked now, then recorded with the stage
+        assert killing.deploy(deploy(name, "2", "k-online", RUNTIMES=["k-online"]), task()) \
+            .staged_deployment["state"] == "checked"
+        assert killing.record(record(name, "2", "k-online"), task()).replaced_version == "1"
+        assert {(m.name, m.state) for m in client.repository_index()} == {(second, "READY")}
+    assert registry.get_model(name).aliases == {"deployed": "2", "deployed-dev": "2"}
+
+
+def test_mlserver_unreachable_while_recording_hides_the_checked_copy_again(mlflow_settings, sample, registry,
+                                                                          second_mlserver, tmp_path):
+    service = f"{SERVICE}-{uuid.uuid4().hex[:6]}"
+    inventory = write_inventory(tmp_path / "runtimes.yaml", ("DEV",), [
+        Runtime(name="r-online", stage="DEV", service_tags=(service,), endpoints=(second_mlserver.endpoint,),
+                model_repository=second_mlserver.repository)])
+    name = copy_of_sample(mlflow_settings, sample, service=service)
+    stage = Stage(mlflow_settings, inventory)
+    stage.deploy(deploy(name, "1", "r-online"), task())
+    second_mlserver.kill()
+    with pytest.raises(RetryableError, match="unreachable"):
+        stage.record(record(name, "1", "r-online"), task())
+    assert repository_leftovers(second_mlserver.repository, served_name(name, "1")) == [
+        f".staged-{served_name(name, '1')}"]
+    assert deployments_of(registry, name) == []
+    second_mlserver.restart()
+    assert stage.record(record(name, "1", "r-online"), task()).deployment["version"] == "1"
+    assert registry.get_model(name).aliases == {"deployed": "1", "deployed-dev": "1"}

@@ -15,14 +15,14 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import write_inventory
-from tests.topics.test_deploy_model import ProgressLog, copy_of_sample
+from tests.topics.test_deploy_model import ProgressLog, Stage, copy_of_sample
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import MlflowSettings
 from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.fleet.sample import SampleModel, register_sample_model
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
-from workers.topics import deploy_model, get_batch_deployment, get_compatible_runtime, run_batch_job
+from workers.topics import get_batch_deployment, get_compatible_runtime, run_batch_job
 from workers.topics.run_batch_job import BatchJobOutput
 
 STAGES = ("DEV", "SIT", "PROD")
@@ -95,11 +95,10 @@ class Deployed:
         self.tag = f"batch-tests-{uuid.uuid4().hex[:8]}"
         self.model = copy_of_sample(settings, sample, versions=versions, service=self.tag)
         self.inventory = inventory_for(self.tag)
-        self._deploy = deploy_model.make_handler(settings, inventory_file(self.inventory))
+        self._deploy = Stage(settings, inventory_file(self.inventory))
 
     def deploy(self, version: str, runtime: str) -> None:
-        self._deploy(deploy_model.DeployModelInput.model_validate(
-            {"MODEL_ID": self.model, "MODEL_VERSION": version, "RUNTIME": runtime}), task())
+        self._deploy(self.model, version, runtime)
 
 
 @pytest.fixture

@@ -24,7 +24,10 @@ __all__ = [
     "batch_deployment_record",
     "deployments_of",
     "format_status",
+    "move_aliases",
+    "now_iso",
     "record_deployment",
+    "replaced_by",
     "retire_deployment",
     "stage_alias",
 ]
@@ -91,11 +94,12 @@ def now_iso() -> str:
 
 def record_deployment(registry: ModelRegistry, model: str, version: str, *, runtime: str, stage: str, mode: Mode,
                       endpoint: str | None = None, served_name: str | None = None,
-                      since: str | None = None) -> DeploymentRecord:
-    """Record ``version`` of ``model`` as in service on ``runtime`` and move the aliases to it.
+                      since: str | None = None, aliases: bool = True) -> DeploymentRecord:
+    """Record ``version`` of ``model`` as in service on ``runtime`` and, with ``aliases``, move the aliases to it.
 
-    Marks the record of the version it replaces on that runtime, if any, with ``until``. The version's
-    tag is written first and the aliases last, so a retry after a failure in between completes the move.
+    Marks the record of the version it replaces on that runtime, if any, with ``until`` (the new
+    record's ``since``). The version's tag is written first and the aliases last, so a retry after a
+    failure in between completes the move.
     """
     record = DeploymentRecord(model=model, version=str(version), runtime=runtime, stage=stage.upper(), mode=mode,
                               since=since or now_iso(), endpoint=endpoint, served_name=served_name)
@@ -103,9 +107,21 @@ def record_deployment(registry: ModelRegistry, model: str, version: str, *, runt
     for previous in _active_on(registry, model, runtime):
         if previous.version != record.version:
             retire_deployment(registry, previous, until=record.since)
-    registry.set_alias(model, stage_alias(record.stage), record.version)
-    registry.set_alias(model, DEPLOYED_ALIAS, record.version)
+    if aliases:
+        move_aliases(registry, model, record.stage, record.version)
     return record
+
+
+def move_aliases(registry: ModelRegistry, model: str, stage: str, version: str) -> None:
+    """Point ``deployed-<stage>`` and then ``deployed`` at ``version`` of ``model``."""
+    registry.set_alias(model, stage_alias(stage), str(version))
+    registry.set_alias(model, DEPLOYED_ALIAS, str(version))
+
+
+def replaced_by(registry: ModelRegistry, record: DeploymentRecord) -> list[DeploymentRecord]:
+    """The records ``record`` retired on its runtime (their ``until`` is its ``since``)."""
+    return [other for other in deployments_of(registry, record.model)
+            if other.runtime == record.runtime and other.until == record.since and other.version != record.version]
 
 
 def retire_deployment(registry: ModelRegistry, record: DeploymentRecord, until: str | None = None) -> DeploymentRecord:

@@ -207,8 +207,8 @@ def mlserver_process(fleet: FleetSettings, http_port: int, grpc_port: int, metri
     """An MLServer on 127.0.0.1 serving the models of ``model_repository`` (V2 protocol on ``http_port``).
 
     ``mlserver start FOLDER`` makes FOLDER the repository and reads its ``settings.json``, written here.
-    The models found there are loaded at start, so a restart brings back what was deployed; the
-    deploy-model topic keeps only models in service in the folder. Inference runs in the server
+    The models found there are loaded at start, so a restart brings back what was deployed; the deploy
+    topics keep only models in service visible there (:mod:`workers.domain.serving`). Inference runs in the server
     process (``parallel_workers: 0``): MLServer 1.7.1's worker pool crashes in a loop under uvloop 0.22+.
     """
     import json
