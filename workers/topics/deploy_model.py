@@ -13,8 +13,9 @@ Writes ``DEPLOYMENT`` (the record), ``DEPLOYMENT_MODE``, ``DEPLOYED_ENDPOINT`` (
 inference URL, none for batch) and ``REPLACED_VERSION`` (the version replaced on the runtime, if any; named apart from
 ``PREVIOUS_VERSION``, the version in service before, which copy-schedules reads).
 A deployment that fails (model files missing or not loadable, the check call failing) is the BPMN
-error ``DEPLOYMENT_FAILED``; the version in service stays loaded and its records and aliases
-untouched. Deploying a version again to a runtime where it is in service and ready changes nothing.
+error ``DEPLOYMENT_FAILED`` (test data outside the data roots, :mod:`workers.domain.paths`:
+``PATH_NOT_ALLOWED``); the version in service stays loaded and its records and aliases untouched.
+Deploying a version again to a runtime where it is in service and ready changes nothing.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from workers.clients.mlflow.registry import (
     input_example,
 )
 from workers.clients.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
-from workers.config import MlflowSettings, RuntimeSettings, load
+from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
 from workers.domain.datafiles import DataFileError, read_chunks
 from workers.domain.deployments import (
     DEPLOYMENT_TAG_PREFIX,
@@ -53,6 +54,7 @@ from workers.domain.deployments import (
     stage_alias,
 )
 from workers.domain.models import TEST_DATA_ARTIFACTS
+from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
@@ -95,10 +97,11 @@ def served_name(model: str, version: str) -> str:
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
-                 client_factory: ClientFactory = MlserverClient) -> Handler:
+                 client_factory: ClientFactory = MlserverClient, data_roots: DataSettings | None = None) -> Handler:
     """The ``deploy-model`` handler: versions from the MLflow of ``mlflow_settings``, runtimes of the
     inventory at ``inventory_file`` as it is at each task, one MLServer client per endpoint made by
-    ``client_factory``."""
+    ``client_factory``, test data read only where ``data_roots`` allows (default: from the environment)."""
+    allowed = data_roots or load(DataSettings)
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
     clients: dict[str, MlserverClient] = {}
@@ -115,7 +118,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
             if runtime.mode == "batch":
                 return _deploy_batch(registry, runtime, version, task)
             deployment = _OnlineDeployment(registry, mlflow_settings, runtime, version, task,
-                                           [client(endpoint) for endpoint in runtime.endpoints])
+                                           [client(endpoint) for endpoint in runtime.endpoints], allowed)
             return deployment.run()
         except ModelNotFound as exc:
             raise BusinessError(FAILED, f"cannot deploy to runtime {runtime.name}: {exc.message}") from exc
@@ -177,10 +180,11 @@ class _OnlineDeployment:
     """One version onto one online runtime: stage the files, load, check, record, retire the previous."""
 
     def __init__(self, registry: ModelRegistry, settings: MlflowSettings, runtime: Runtime, version: VersionRecord,
-                 task: TaskContext, clients: list[MlserverClient]) -> None:
+                 task: TaskContext, clients: list[MlserverClient], data_roots: DataSettings) -> None:
         assert runtime.model_repository is not None
         self.registry = registry
         self.settings = settings
+        self.data_roots = data_roots
         self.runtime = runtime
         self.version = version
         self.task = task
@@ -257,7 +261,11 @@ class _OnlineDeployment:
         if uri is not None:
             label = self.version.tags.get("label_column", "label")
             try:
-                first = next(read_chunks(uri, self.settings, chunk_rows=max(CHECK_ROWS * 20, 100)))
+                first = next(read_chunks(confine(uri, self.data_roots), self.settings,
+                                         chunk_rows=max(CHECK_ROWS * 20, 100)))
+            except PathNotAllowed as exc:
+                self._remove(self.served, self.folder)
+                raise BusinessError(exc.code, exc.message) from exc
             except DataFileError as exc:
                 self._remove(self.served, self.folder)
                 raise self._failed(f"no rows to check the model with: {exc}") from exc
@@ -302,7 +310,7 @@ class _OnlineDeployment:
 
 
 def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings), load(RuntimeSettings).file)
+    return make_handler(load(MlflowSettings), load(RuntimeSettings).file, data_roots=load(DataSettings))
 
 
 TOPIC = Topic(
