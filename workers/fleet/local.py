@@ -15,10 +15,12 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from workers.config import (
+    DataSettings,
     EngineSettings,
     FleetSettings,
     JiraSettings,
@@ -56,13 +58,20 @@ class LocalFleet:
     mlflow: MlflowSettings
     jira: JiraSettings
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
     webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     @classmethod
     def from_environment(cls) -> LocalFleet:
         return cls(load(FleetSettings), load(EngineSettings), load(MlflowSettings), load(JiraSettings),
-                   load(ServiceNowSettings))
+                   load(ServiceNowSettings), load(DataSettings))
+
+    @property
+    def data_roots(self) -> list[Path]:
+        """The folders the workers' process files may be in: ``MLC_DATA_ROOTS`` when set, else the
+        fleet's ``data`` folder (``.mlc/data``); the sample's files are MLflow URIs, allowed anyway."""
+        return self.data.roots if "roots" in self.data.model_fields_set else [self.fleet.home / "data"]
 
     @property
     def bridge_url(self) -> str:
@@ -82,6 +91,8 @@ class LocalFleet:
             "MLC_MLSERVER_URL": self.mlserver_url,
             "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),
             "MLC_RUNTIMES_FILE": str(load(RuntimeSettings).file.resolve()),
+            "MLC_DATA_ROOTS": ",".join(str(root.resolve()) for root in self.data_roots),
+            "MLC_DATA_S3_BUCKETS": ",".join(self.data.s3_buckets),
         }
         if self.engine.user:
             env["MLC_ENGINE_USER"] = self.engine.user
@@ -91,6 +102,8 @@ class LocalFleet:
 
     def start(self, say: Any = print) -> None:
         self.fleet.home.mkdir(parents=True, exist_ok=True)
+        for root in self.data_roots:
+            root.mkdir(parents=True, exist_ok=True)
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
         self._start(engine_process(self.fleet, self.engine), self.fleet.engine_start_timeout_s)
         say("starting MLflow ...")
