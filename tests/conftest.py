@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from devservers.jira import JiraDevServer
-from workers.config import EngineSettings, FleetSettings, MlflowSettings
+from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings
 from workers.engine import EngineClient
 from workers.fleet.processes import FleetError, engine_process, mlflow_process
 
@@ -91,6 +91,12 @@ def harness_process(engine: EngineClient) -> str:
     """Deploys tests/fixtures/harness-check.bpmn; returns its process key."""
     engine.deploy("harness-tests", {"harness-check.bpmn": (FIXTURES / "harness-check.bpmn").read_bytes()})
     return "harness-check"
+
+
+@pytest.fixture(scope="session")
+def data_roots(tmp_path_factory: pytest.TempPathFactory) -> DataSettings:
+    """Data roots that hold every test's ``tmp_path``: the session's base temporary folder."""
+    return DataSettings(roots=[tmp_path_factory.getbasetemp()])
 
 
 @pytest.fixture(scope="session")

@@ -87,13 +87,18 @@ def test_every_settings_class_reads_env_dotenv_and_file_references(settings_clas
     monkeypatch.chdir(tmp_path)
     dotenv, from_file, from_env = values
     (tmp_path / ".env").write_text(f"{variable}={dotenv}\n")
-    assert str(getattr(settings_class(), name)) == dotenv
+    assert _text(getattr(settings_class(), name)) == dotenv
     (tmp_path / ".env").unlink()
     (tmp_path / "secret").write_text(f"{from_file}\n")
     monkeypatch.setenv(f"{variable}_FILE", str(tmp_path / "secret"))
-    assert str(getattr(settings_class(), name)) == from_file
+    assert _text(getattr(settings_class(), name)) == from_file
     monkeypatch.setenv(variable, from_env)
-    assert str(getattr(settings_class(), name)) == from_env
+    assert _text(getattr(settings_class(), name)) == from_env
+
+
+def _text(value):
+    """A setting's value as the environment writes it: lists separated by commas."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _three_values(item):
@@ -107,6 +112,8 @@ def _three_values(item):
         return name, field, tuple(f"{base}-{n}" for n in ("dotenv", "file", "env"))
     if field.annotation is Path:
         return name, field, ("/from/dotenv", "/from/file", "/from/env")
+    if field.annotation == list[Path]:
+        return name, field, ("/from/dotenv", "/from/file,/and/file", "/from/env")
     if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) >= 3:
         return name, field, tuple(get_args(field.annotation)[:3])
     return None

@@ -8,15 +8,16 @@ naming the environment variables at fault.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = [
     "DEPLOY_PROCESS",
@@ -24,6 +25,7 @@ __all__ = [
     "TICKET_RESOLVED",
     "BridgeSettings",
     "ConfigurationError",
+    "DataSettings",
     "EngineSettings",
     "FleetSettings",
     "JiraSettings",
@@ -263,6 +265,46 @@ class S3Settings(Settings):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValueError(f"{' or '.join(_S3_ENDPOINT_VARIABLES)}: {url!r} is not an http(s) URL")
         return url.rstrip("/")
+
+
+def _listed(value: Any) -> Any:
+    """A list setting as the environment gives it: a JSON list, or items separated by commas."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class DataSettings(Settings):
+    """Where the files a process names may be (``MLC_DATA_*``): the worker reads and writes nothing else.
+
+    A local path (or ``file://``) must resolve, symbolic links followed, inside one of ``roots``; a
+    relative path is taken inside the first root. An ``s3://`` URI must name one of ``s3_buckets``.
+    The URIs MLflow serves (``runs:/``, ``models:/``, ``mlflow-artifacts:/``) are always allowed. Both
+    lists are given as JSON lists or separated by commas, e.g. ``MLC_DATA_ROOTS=/data,/srv/scores``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="MLC_DATA_")
+
+    roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path(".mlc/data")],
+        description="folders process files may be in (relative: to the worker's working folder)")
+    s3_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="buckets s3:// files may be in; none by default")
+
+    @field_validator("roots", "s3_buckets", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return _listed(value)
+
+    @field_validator("roots")
+    @classmethod
+    def _some_root(cls, roots: list[Path]) -> list[Path]:
+        if not roots:
+            raise ValueError("name at least one folder")
+        return roots
 
 
 def load(settings_class: type[S], **overrides: Any) -> S:

@@ -104,6 +104,25 @@ def test_a_job_that_cannot_run_opens_a_ticket_naming_the_cause(engine, workers, 
     assert (tmp_path / "exists.csv").read_text() == "already here\n" and not (tmp_path / "out.csv").exists()
 
 
+def test_an_output_outside_the_data_roots_is_refused_and_nothing_written(engine, workers, deployed, jira_server,
+                                                                         tmp_path, tmp_path_factory):
+    _, rows = deployed
+    rows.to_csv(tmp_path / "input.csv", index=False)
+    root = tmp_path_factory.getbasetemp().resolve()  # the workers' data root (tests.support.topic_workers)
+    escaped = root.parent / "x.csv"
+    assert not escaped.exists()
+    entry, result = batch_job(engine, TAG=SERVICE, MODEL_STAGE="DEV", INPUT_FILE=str(tmp_path / "input.csv"),
+                              OUTPUT_FILE="../x.csv")
+    assert entry["endActivityId"] == "batch-job-stopped", result
+    assert result["ERROR_CODE"] == "PATH_NOT_ALLOWED"
+    assert result["ERROR_MESSAGE"].startswith("../x.csv: path refused, '..' leads out of the data roots")
+    assert f"files under {root}" in result["ERROR_MESSAGE"]
+    ticket = next(i for i in jira_server.issues() if i["key"] == result["JIRA_TICKET"])
+    assert ticket["fields"]["summary"] == f"Batch job failed for service tag {SERVICE} (PATH_NOT_ALLOWED)"
+    assert not escaped.exists() and not (root.parent / ".x.csv.partial").exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["input.csv"]
+
+
 def test_mlc_batch_sends_the_signal_and_waits_for_the_outcome(engine, engine_settings, workers, deployed, tmp_path,
                                                               monkeypatch, capsys):
     from workers.cli import main

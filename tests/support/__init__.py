@@ -133,6 +133,8 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         **LocalFleet(fleet, engine_settings, mlflow_settings, JiraSettings(url=jira_url)).worker_environment(),
         "MLC_WORKER_RETRY_TIMEOUT_MS": "200",
         "MLC_WORKER_MAX_RETRIES": "1",
+        # every test's tmp_path is under pytest's base temporary folder, which holds ``home`` too
+        "MLC_DATA_ROOTS": str(home.resolve().parent),
         "PYTHONPATH": str(REPO),
         **environment,
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
-from workers.config import MlflowSettings
+from workers.config import DataSettings, MlflowSettings
 from workers.domain.decisions import DecisionError, deploy_dmn, evaluate_dmn, prepare_dmn, read_dmn
 from workers.engine import EngineClient
 from workers.harness.outcomes import BusinessError, FatalError
@@ -194,16 +194,22 @@ def test_metrics_that_are_not_numbers_name_the_metric(engine):
 # -- the handler ---------------------------------------------------------------------------------
 
 
-def test_handler_returns_the_variables(engine):
-    handler = make_handler(engine, MLFLOW)
+@pytest.fixture
+def roots(data_roots: DataSettings) -> DataSettings:
+    """The test DMN files and every test's tmp_path."""
+    return DataSettings(roots=[DMN, *data_roots.roots])
+
+
+def test_handler_returns_the_variables(engine, roots):
+    handler = make_handler(engine, MLFLOW, roots)
     output = handler(EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"auc": 0.6, "f1_score": 0.9}), task())
     assert output.test_result is False
     assert output.test_result_message == "AUC below 0.7"
     assert output.test_result_metrics == {"auc": 0.6, "f1_score": 0.9}
 
 
-def test_handler_maps_dmn_faults_to_bpmn_errors(engine, tmp_path):
-    handler = make_handler(engine, MLFLOW)
+def test_handler_maps_dmn_faults_to_bpmn_errors(engine, roots, tmp_path):
+    handler = make_handler(engine, MLFLOW, roots)
     with pytest.raises(BusinessError) as invalid:
         handler(EvaluateDmnInput(DMN_FILE=str(DMN / "wrong-outputs.dmn"), METRICS={}), task())
     with pytest.raises(BusinessError) as missing:
@@ -212,11 +218,19 @@ def test_handler_maps_dmn_faults_to_bpmn_errors(engine, tmp_path):
     assert "wrong-outputs.dmn" in invalid.value.message and "passes" in invalid.value.message
 
 
-def test_handler_makes_bad_metrics_an_incident(engine):
-    handler = make_handler(engine, MLFLOW)
+def test_handler_makes_bad_metrics_an_incident(engine, roots):
+    handler = make_handler(engine, MLFLOW, roots)
     data = EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"auc": float("inf")})
     with pytest.raises(FatalError, match="metric 'auc'"):
         handler(data, task())
+
+
+def test_a_local_dmn_outside_the_data_roots_is_refused_unread(engine, tmp_path):
+    handler = make_handler(engine, MLFLOW, DataSettings(roots=[tmp_path / "data"]))
+    with pytest.raises(BusinessError) as refused:
+        handler(EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"auc": 0.6}), task())
+    assert refused.value.code == "PATH_NOT_ALLOWED"
+    assert refused.value.message.startswith(f"{COMPARATOR}: path refused")
 
 
 def test_topic_declaration():
@@ -235,9 +249,9 @@ def check_process(engine: EngineClient) -> str:
     return "evaluate-dmn-check"
 
 
-def test_topic_through_the_harness_sets_the_result_variables(engine, engine_settings, check_process):
+def test_topic_through_the_harness_sets_the_result_variables(engine, engine_settings, check_process, roots):
     topic = Topic(name=unique_topic("evaluate-dmn"), input_model=EvaluateDmnInput,
-                  output_model=EvaluateDmnOutput, handler=make_handler(engine, MLFLOW))
+                  output_model=EvaluateDmnOutput, handler=make_handler(engine, MLFLOW, roots))
     started = [
         engine.start_process(check_process, {"topicName": topic.name, "DMN_FILE": str(COMPARATOR),
                                              "METRICS": metrics})["id"]

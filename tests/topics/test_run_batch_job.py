@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from tests.support import write_inventory
 from tests.topics.test_deploy_model import ProgressLog, Stage, copy_of_sample
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
-from workers.config import MlflowSettings
+from workers.config import DataSettings, MlflowSettings
 from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.fleet.sample import SampleModel, register_sample_model
 from workers.harness.outcomes import BusinessError, RetryableError
@@ -58,8 +58,9 @@ class Pipeline:
         return output
 
 
-def make_handler(settings: MlflowSettings, inventory: RuntimeInventory, **options: Any) -> Pipeline:
-    return Pipeline(settings, inventory, **options)
+def make_handler(settings: MlflowSettings, data_roots: DataSettings, inventory: RuntimeInventory,
+                 **options: Any) -> Pipeline:
+    return Pipeline(settings, inventory, data_roots=data_roots, **options)
 
 
 def inventory_file(inventory: RuntimeInventory) -> Path:
@@ -115,10 +116,11 @@ def failure(handler, data: dict[str, Any], code: str) -> BusinessError:
     return error.value
 
 
-def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settings, deployed, test_data, tmp_path):
+def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settings, data_roots, deployed, test_data,
+                                                                   tmp_path):
     log = ProgressLog()
     output = tmp_path / "scores" / "out.parquet"
-    handler = make_handler(mlflow_settings, deployed.inventory, chunk_rows=50, progress_every=2)
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory, chunk_rows=50, progress_every=2)
     result = handler(job(deployed.tag, test_data, output, LABEL_COLUMN="label", MODEL_STAGE="dev"), task(log))
 
     assert (handler.variables["MODEL_ID"], handler.variables["MODEL_VERSION"], handler.variables["RUNTIME"]) == (
@@ -147,8 +149,8 @@ def test_the_batch_version_scores_the_file_and_the_job_is_recorded(mlflow_settin
                                                        "BATCH_RUN_ID"}
 
 
-def test_the_most_recent_batch_version_of_the_stage_is_used(mlflow_settings, deployed, test_data, tmp_path):
-    handler = make_handler(mlflow_settings, deployed.inventory)
+def test_the_most_recent_batch_version_of_the_stage_is_used(mlflow_settings, data_roots, deployed, test_data, tmp_path):
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
     deployed.deploy("2", "dev-batch")
     deployed.deploy("1", "sit-batch")
     handler(job(deployed.tag, test_data, tmp_path / "dev.csv", MODEL_STAGE="DEV"), task())
@@ -158,9 +160,9 @@ def test_the_most_recent_batch_version_of_the_stage_is_used(mlflow_settings, dep
     assert list(pd.read_csv(tmp_path / "any.csv").columns) == ["mean radius", "label", "prediction", "score"]
 
 
-def test_no_batch_deployment_for_the_tag_or_stage(mlflow_settings, sample, deployed, test_data, tmp_path):
+def test_no_batch_deployment_for_the_tag_or_stage(mlflow_settings, data_roots, sample, deployed, test_data, tmp_path):
     online_only = Deployed(mlflow_settings, sample)
-    handler = make_handler(mlflow_settings, deployed.inventory)
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
     error = failure(handler, job(online_only.tag, test_data, tmp_path / "out.csv"), "NO_BATCH_DEPLOYMENT")
     assert error.message == f"no version of a model with service tag {online_only.tag!r} is deployed as batch"
     error = failure(handler, job(deployed.tag, test_data, tmp_path / "out.csv", MODEL_STAGE="prod"),
@@ -172,29 +174,29 @@ def test_no_batch_deployment_for_the_tag_or_stage(mlflow_settings, sample, deplo
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_no_compatible_runtime(mlflow_settings, deployed, test_data, tmp_path):
+def test_no_compatible_runtime(mlflow_settings, data_roots, deployed, test_data, tmp_path):
     elsewhere = RuntimeInventory(STAGES, [
         Runtime(name="dev-batch", stage="DEV", service_tags=("another-tag",)),
         Runtime(name="dev-online", stage="DEV", service_tags=(deployed.tag,), endpoints=("http://127.0.0.1:9",),
                 model_repository=Path("/nowhere")),
     ], source="edited inventory")
-    handler = make_handler(mlflow_settings, elsewhere)
+    handler = make_handler(mlflow_settings, data_roots, elsewhere)
     error = failure(handler, job(deployed.tag, test_data, tmp_path / "out.csv"), "NO_RUNTIME")
     assert error.message == (
         f"no batch runtime in {handler.file} serves service tag {deployed.tag!r} in stage DEV: version 1 of "
         f"model {deployed.model!r} was deployed as batch to runtime dev-batch, which does not serve {deployed.tag!r}")
     assert "which is not in the inventory" in failure(
-        make_handler(mlflow_settings, RuntimeInventory(STAGES, [])), job(deployed.tag, test_data, tmp_path / "o.csv"),
-        "NO_RUNTIME").message
+        make_handler(mlflow_settings, data_roots, RuntimeInventory(STAGES, [])),
+        job(deployed.tag, test_data, tmp_path / "o.csv"), "NO_RUNTIME").message
 
     renamed = RuntimeInventory(STAGES, [Runtime(name="dev-batch-2", stage="DEV", service_tags=(deployed.tag,))])
-    renamed_handler = make_handler(mlflow_settings, renamed)
+    renamed_handler = make_handler(mlflow_settings, data_roots, renamed)
     renamed_handler(job(deployed.tag, test_data, tmp_path / "out.csv"), task())
     assert renamed_handler.variables["RUNTIME"] == "dev-batch-2"
 
 
-def test_unreadable_input(mlflow_settings, deployed, tmp_path):
-    handler = make_handler(mlflow_settings, deployed.inventory)
+def test_unreadable_input(mlflow_settings, data_roots, deployed, tmp_path):
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
     absent = tmp_path / "absent.csv"
     error = failure(handler, job(deployed.tag, absent, tmp_path / "out.csv"), "INPUT_UNREADABLE")
     assert error.message == f"{absent}: no such file"
@@ -204,8 +206,8 @@ def test_unreadable_input(mlflow_settings, deployed, tmp_path):
     assert not (tmp_path / "out.csv").exists()
 
 
-def test_an_existing_output_is_not_overwritten(mlflow_settings, deployed, test_data, tmp_path):
-    handler = make_handler(mlflow_settings, deployed.inventory)
+def test_an_existing_output_is_not_overwritten(mlflow_settings, data_roots, deployed, test_data, tmp_path):
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
     output = tmp_path / "scores.csv"
     output.write_text("yesterday's scores\n")
     error = failure(handler, job(deployed.tag, test_data, output), "OUTPUT_EXISTS")
@@ -215,21 +217,45 @@ def test_an_existing_output_is_not_overwritten(mlflow_settings, deployed, test_d
     assert len(pd.read_csv(output)) == 171
 
 
-def test_data_the_model_cannot_take(mlflow_settings, deployed, test_data, tmp_path):
+def test_data_the_model_cannot_take(mlflow_settings, data_roots, deployed, test_data, tmp_path):
     narrow = tmp_path / "narrow.csv"
     pd.read_csv(test_data)[["mean radius"]].to_csv(narrow, index=False)
-    error = failure(make_handler(mlflow_settings, deployed.inventory), job(deployed.tag, narrow, tmp_path / "o.csv"),
-                    "SCORING_FAILED")
+    error = failure(make_handler(mlflow_settings, data_roots, deployed.inventory),
+                    job(deployed.tag, narrow, tmp_path / "o.csv"), "SCORING_FAILED")
     assert error.message.startswith(f"{narrow}: the model needs columns the file lacks: mean texture, ")
 
 
-def test_mlflow_down_when_recording_is_a_retry_that_leaves_no_output(mlflow_settings, deployed, test_data, tmp_path,
-                                                                     monkeypatch):
+def test_mlflow_down_when_recording_is_a_retry_that_leaves_no_output(mlflow_settings, data_roots, deployed, test_data,
+                                                                     tmp_path, monkeypatch):
     def unavailable(*args: Any, **kwargs: Any) -> str:
         raise RegistryUnavailable("a run in experiment 1: MLflow unavailable")
 
-    handler = make_handler(mlflow_settings, deployed.inventory)
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
     monkeypatch.setattr(ModelRegistry, "log_job_run", unavailable)
     with pytest.raises(RetryableError, match="MLflow unavailable"):
         handler(job(deployed.tag, test_data, tmp_path / "scores.csv"), task())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_files_outside_the_data_roots_are_refused_before_anything_is_read_or_written(
+        mlflow_settings, deployed, test_data, tmp_path, tmp_path_factory):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "in.csv").write_bytes(test_data.read_bytes())
+    handler = make_handler(mlflow_settings, DataSettings(roots=[root]), deployed.inventory)
+    outside = tmp_path_factory.mktemp("elsewhere")
+    (outside / "secret.csv").write_text("secret header,label\n1,0\n")
+    (root / "link.csv").symlink_to(outside / "secret.csv")
+
+    for variables in (job(deployed.tag, "in.csv", "../x.csv"), job(deployed.tag, "in.csv", outside / "x.csv"),
+                      job(deployed.tag, outside / "secret.csv", "out.csv"), job(deployed.tag, "link.csv", "out.csv"),
+                      job(deployed.tag, "in.csv", "s3://any-bucket/x.csv")):
+        error = failure(handler, variables, "PATH_NOT_ALLOWED")
+        assert "path refused" in error.message and f"files under {root}" in error.message
+        assert "secret header" not in error.message
+    assert sorted(path.name for path in root.iterdir()) == ["in.csv", "link.csv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+    assert sorted(path.name for path in outside.iterdir()) == ["secret.csv"]
+
+    result = handler(job(deployed.tag, "in.csv", "scores/out.csv"), task())
+    assert result.output_file == str(root / "scores" / "out.csv") and result.rows_out == 171

@@ -17,8 +17,8 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
-from workers.clients.mlflow.registry import ModelRegistry
-from workers.config import MlflowSettings
+from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
+from workers.config import DataSettings, MlflowSettings
 from workers.domain.metrics import NOT_COMPUTED
 from workers.fleet.sample import SampleModel, register_sample_model, sample_criteria
 from workers.harness.outcomes import BusinessError, RetryableError
@@ -72,8 +72,8 @@ def local_data(sample: SampleModel, mlflow_settings: MlflowSettings, tmp_path_fa
 
 
 @pytest.fixture(scope="module")
-def run_job(mlflow_settings: MlflowSettings):
-    return make_handler(mlflow_settings)
+def run_job(mlflow_settings: MlflowSettings, data_roots: DataSettings):
+    return make_handler(mlflow_settings, data_roots=data_roots)
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -103,8 +103,8 @@ def test_a_redelivered_task_finds_its_metrics_run_instead_of_making_another(run_
     first = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
     again = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
     assert again == first
-    assert ("metrics recorded by an earlier delivery of this task",
-            {"progress": True, "run_id": first.metrics_run_id}) in delivery.log.events
+    recorded = {"progress": True, "run_id": first.metrics_run_id}
+    assert ("metrics recorded by an earlier delivery of this task", recorded) in delivery.log.events
     client = MlflowClient(mlflow_settings.tracking_uri)
     experiment = client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
     runs = client.search_runs([experiment], f"tags.`mlc.task_id` = '{delivery.task_id}'")
@@ -169,13 +169,14 @@ def test_parquet_input_and_an_artifact_uri_output(run_job, sample, local_data, m
     assert len(pd.read_parquet(download(mlflow_settings, target, tmp_path / "download"))) == 171
 
 
-def test_chunked_scoring_gives_the_metrics_of_the_whole(mlflow_settings, sample, local_data, tmp_path):
+def test_chunked_scoring_gives_the_metrics_of_the_whole(mlflow_settings, data_roots, sample, local_data, tmp_path):
     bigger = tmp_path / "bigger.csv"
     pd.concat([pd.read_csv(local_data["test"])] * 3, ignore_index=True).to_csv(bigger, index=False)
     log = ProgressLog()
-    chunked = make_handler(mlflow_settings, chunk_rows=40, progress_every=4)(job(SAMPLE, sample.version, bigger),
-                                                                              task(log))
-    whole = make_handler(mlflow_settings, chunk_rows=10_000)(job(SAMPLE, sample.version, bigger), task())
+    chunked = make_handler(mlflow_settings, data_roots=data_roots, chunk_rows=40, progress_every=4)(
+        job(SAMPLE, sample.version, bigger), task(log))
+    whole = make_handler(mlflow_settings, data_roots=data_roots, chunk_rows=10_000)(
+        job(SAMPLE, sample.version, bigger), task())
     assert chunked.rows_scored == whole.rows_scored == 3 * 171
     assert chunked.metrics == pytest.approx(whole.metrics)
     scoring = [values for message, values in log.events if message == "scoring"]
@@ -270,11 +271,11 @@ def test_missing_input_file_fails_the_job(run_job, sample, tmp_path):
         f"{tmp_path / 'absent.csv'}: no such file")
 
 
-@pytest.mark.parametrize("variables", [{"INPUT_FILE": "/data/test.xlsx"}, {"OUTPUT_FILE": "/data/out.json"}])
-def test_unsupported_file_type_fails_the_job(run_job, sample, local_data, variables):
+@pytest.mark.parametrize("variables", [{"INPUT_FILE": "test.xlsx"}, {"OUTPUT_FILE": "out.json"}])
+def test_unsupported_file_type_fails_the_job(run_job, sample, local_data, variables, tmp_path):
     data = job(SAMPLE, sample.version, local_data["test"]).model_copy(update={
-        "input_file": variables.get("INPUT_FILE", str(local_data["test"])),
-        "output_file": variables.get("OUTPUT_FILE")})
+        "input_file": str(tmp_path / variables.get("INPUT_FILE", str(local_data["test"]))),
+        "output_file": str(tmp_path / variables["OUTPUT_FILE"]) if "OUTPUT_FILE" in variables else None})
     assert "unsupported file type" in job_failure(run_job, data)
 
 
@@ -314,8 +315,57 @@ def test_output_that_cannot_be_stored_fails_the_job(run_job, sample, local_data,
     assert message.startswith(f"{target}: cannot store the scored output")
 
 
-def test_unreachable_registry_is_retryable(local_data):
-    handler = make_handler(MlflowSettings(tracking_uri="http://127.0.0.1:9"))
+def test_files_outside_the_data_roots_are_refused_before_anything_is_read_or_written(
+        mlflow_settings, sample, local_data, tmp_path, tmp_path_factory):
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "test.csv").write_bytes(local_data["test"].read_bytes())
+    handler = make_handler(mlflow_settings, data_roots=DataSettings(roots=[root]))
+    outside = tmp_path_factory.mktemp("elsewhere")
+    (outside / "secret.csv").write_text("secret header,label\n1,0\n")
+    (root / "link.csv").symlink_to(outside / "secret.csv")
+    for variables in ({"INPUT_FILE": "test.csv", "OUTPUT_FILE": "../x.csv"},
+                      {"INPUT_FILE": "test.csv", "OUTPUT_FILE": str(outside / "x.csv")},
+                      {"INPUT_FILE": str(outside / "secret.csv")}, {"INPUT_FILE": "link.csv"}):
+        with pytest.raises(BusinessError) as error:
+            handler(MetricsJobInput.model_validate({"MODEL_ID": SAMPLE, "MODEL_VERSION": sample.version,
+                                                    **variables}), task())
+        assert error.value.code == "PATH_NOT_ALLOWED"
+        assert "path refused" in error.value.message and f"files under {root}" in error.value.message
+        assert "secret header" not in error.value.message
+    assert sorted(path.name for path in root.iterdir()) == ["link.csv", "test.csv"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+    assert sorted(path.name for path in outside.iterdir()) == ["secret.csv"]
+    output = handler(job(SAMPLE, sample.version, sample.test_data_uri, OUTPUT_FILE="scores/out.csv"), task())
+    assert output.output_file == str(root / "scores" / "out.csv") and output.rows_scored == 171
+
+
+def test_an_existing_output_file_is_never_overwritten(run_job, sample, local_data, tmp_path):
+    target = tmp_path / "scores.csv"
+    target.write_text("yesterday's scores\n")
+    with pytest.raises(BusinessError) as error:
+        run_job(job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=str(target)), task())
+    assert error.value.code == "OUTPUT_EXISTS"
+    assert error.value.message.startswith(f"{target}: exists already; a back test does not overwrite files")
+    assert target.read_text() == "yesterday's scores\n"
+
+
+def test_mlflow_down_when_recording_leaves_no_output_file_for_the_retry(run_job, sample, local_data, tmp_path,
+                                                                       monkeypatch):
+    def unavailable(*args: Any, **kwargs: Any) -> str:
+        raise RegistryUnavailable("a run in experiment 1: MLflow unavailable")
+
+    target = tmp_path / "scores.csv"
+    with monkeypatch.context() as patched:
+        patched.setattr(ModelRegistry, "log_job_run", unavailable)
+        with pytest.raises(RetryableError, match="MLflow unavailable"):
+            run_job(job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=str(target)), task())
+    assert list(tmp_path.iterdir()) == []
+    assert run_job(job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=str(target)), task()).rows_scored == 171
+
+
+def test_unreachable_registry_is_retryable(local_data, data_roots):
+    handler = make_handler(MlflowSettings(tracking_uri="http://127.0.0.1:9"), data_roots=data_roots)
     with pytest.raises(RetryableError, match="unavailable"):
         handler(job("any", 1, local_data["test"]), task())
 
@@ -329,11 +379,13 @@ def metrics_process(engine) -> str:
     return "metrics-check"
 
 
-def run_metrics_check(engine, engine_settings, mlflow_settings, **variables: Any) -> tuple[dict, dict]:
+def run_metrics_check(engine, engine_settings, mlflow_settings, data_roots,
+                      **variables: Any) -> tuple[dict, dict]:
     get_model = dataclasses.replace(get_model_topic.TOPIC, name=unique_topic("get-model"),
                                     handler=get_model_topic.make_handler(mlflow_settings), build_handler=None)
     metrics_job = dataclasses.replace(run_metrics_job.TOPIC, name=unique_topic("metrics"),
-                                      handler=make_handler(mlflow_settings), build_handler=None)
+                                      handler=make_handler(mlflow_settings, data_roots=data_roots),
+                                      build_handler=None)
     instance = engine.start_process("metrics-check", {"getModelTopic": get_model.name,
                                                       "metricsTopic": metrics_job.name, **variables})["id"]
     with running_loop(get_model, engine_settings), running_loop(metrics_job, engine_settings):
@@ -344,9 +396,9 @@ def run_metrics_check(engine, engine_settings, mlflow_settings, **variables: Any
 
 
 @pytest.mark.engine
-def test_get_model_then_metrics_job_through_the_harness(engine, engine_settings, mlflow_settings, sample,
+def test_get_model_then_metrics_job_through_the_harness(engine, engine_settings, mlflow_settings, data_roots, sample,
                                                         metrics_process):
-    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID=SAMPLE)
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, data_roots, MODEL_ID=SAMPLE)
     assert entry["endActivityId"] == "done", variables
     assert variables["MODEL_VERSION"] == sample.version
     assert variables["MODEL_DETAILS"]["service"] == "metrics-tests"
@@ -357,15 +409,16 @@ def test_get_model_then_metrics_job_through_the_harness(engine, engine_settings,
 
 
 @pytest.mark.engine
-def test_a_job_that_cannot_run_takes_the_modelled_error_path(engine, engine_settings, mlflow_settings, sample,
-                                                             metrics_process, tmp_path):
+def test_a_job_that_cannot_run_takes_the_modelled_error_path(engine, engine_settings, mlflow_settings, data_roots,
+                                                             sample, metrics_process, tmp_path):
     absent = str(tmp_path / "absent.csv")
-    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID=SAMPLE, INPUT_FILE=absent)
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, data_roots, MODEL_ID=SAMPLE,
+                                         INPUT_FILE=absent)
     assert entry["endActivityId"] == "job-failed"
     assert variables["ERROR_CODE"] == "TEST_JOB_FAILED"
     assert variables["ERROR_MESSAGE"] == f"{absent}: no such file"
 
-    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, MODEL_ID="no-such-model")
+    entry, variables = run_metrics_check(engine, engine_settings, mlflow_settings, data_roots, MODEL_ID="no-such-model")
     assert entry["endActivityId"] == "model-error"
     assert variables["ERROR_CODE"] == "MODEL_NOT_FOUND"
 

@@ -19,10 +19,12 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from workers.config import (
+    DataSettings,
     EngineSettings,
     FleetSettings,
     JiraSettings,
@@ -63,6 +65,7 @@ class LocalFleet:
     mlflow: MlflowSettings
     jira: JiraSettings
     servicenow: ServiceNowSettings = field(default_factory=ServiceNowSettings)
+    data: DataSettings = field(default_factory=DataSettings)
     processes: list[ManagedProcess] = field(default_factory=list)
     secrets: FleetSecrets = field(default_factory=FleetSecrets.generate)
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(print))
@@ -75,7 +78,13 @@ class LocalFleet:
         fleet = load(FleetSettings)
         secrets = FleetSecrets.load_or_create(fleet.home)
         return cls(fleet, secrets.for_workers(load(EngineSettings)), load(MlflowSettings), load(JiraSettings),
-                   load(ServiceNowSettings), secrets=secrets)
+                   load(ServiceNowSettings), data=load(DataSettings), secrets=secrets)
+
+    @property
+    def data_roots(self) -> list[Path]:
+        """The folders the workers' process files may be in: ``MLC_DATA_ROOTS`` when set, else the
+        fleet's ``data`` folder (``.mlc/data``); the sample's files are MLflow URIs, allowed anyway."""
+        return self.data.roots if "roots" in self.data.model_fields_set else [self.fleet.home / "data"]
 
     @property
     def bridge_url(self) -> str:
@@ -95,6 +104,8 @@ class LocalFleet:
             "MLC_MLSERVER_URL": self.mlserver_url,
             "MLC_MLSERVER_MODEL_REPOSITORY": str(self.fleet.home.resolve() / "mlserver" / "models"),
             "MLC_RUNTIMES_FILE": str(load(RuntimeSettings).file.resolve()),
+            "MLC_DATA_ROOTS": ",".join(str(root.resolve()) for root in self.data_roots),
+            "MLC_DATA_S3_BUCKETS": ",".join(self.data.s3_buckets),
         }
         if self.engine.user:
             env["MLC_ENGINE_USER"] = self.engine.user
@@ -130,6 +141,8 @@ class LocalFleet:
         self.supervisor = Supervisor(say)
         self._health = FleetHealthServer("127.0.0.1", self.fleet.health_port, self.supervisor).start()
         say(self.secrets.describe())
+        for root in self.data_roots:
+            root.mkdir(parents=True, exist_ok=True)
         say(f"starting the engine (logs in {self.fleet.home}/logs) ...")
         self._start(engine_process(self.fleet, self.engine, extra_env=self.secrets.engine_environment()),
                     self.fleet.engine_start_timeout_s)

@@ -45,9 +45,10 @@ from workers.clients.mlflow.registry import (
     input_example,
 )
 from workers.clients.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
-from workers.config import MlflowSettings, RuntimeSettings, load
+from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
 from workers.domain.datafiles import DataFileError, read_chunks
 from workers.domain.models import TEST_DATA_ARTIFACTS
+from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
 from workers.domain.serving import (
     DEPLOYMENT_FAILED,
@@ -104,10 +105,11 @@ ClientFactory = Callable[[str], MlserverClient]
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
-                 client_factory: ClientFactory = MlserverClient) -> Handler:
+                 client_factory: ClientFactory = MlserverClient, data_roots: DataSettings | None = None) -> Handler:
     """The ``deploy-model`` handler: versions from the MLflow of ``mlflow_settings``, runtimes of the
     inventory at ``inventory_file`` as it is at each task, one MLServer client per endpoint made by
-    ``client_factory``."""
+    ``client_factory``, test data read only where ``data_roots`` allows (default: from the environment)."""
+    allowed = data_roots or load(DataSettings)
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
     clients: dict[str, MlserverClient] = {}
@@ -126,7 +128,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
                 task.progress("batch runtime: recorded with its stage", runtime=runtime.name, version=version.version)
                 return _output(runtime, version, "batch")
             check = _OnlineCheck(registry, mlflow_settings, runtime, version, task,
-                                 [client(endpoint) for endpoint in runtime.endpoints])
+                                 [client(endpoint) for endpoint in runtime.endpoints], allowed)
             return check.run()
         except ModelNotFound as exc:
             _discard_stage(inventory, data)
@@ -160,10 +162,11 @@ class _OnlineCheck:
     """One version onto one online runtime: download, load, check, unload, and keep it staged."""
 
     def __init__(self, registry: ModelRegistry, settings: MlflowSettings, runtime: Runtime, version: VersionRecord,
-                 task: TaskContext, clients: list[MlserverClient]) -> None:
+                 task: TaskContext, clients: list[MlserverClient], data_roots: DataSettings) -> None:
         assert runtime.model_repository is not None
         self.registry = registry
         self.settings = settings
+        self.data_roots = data_roots
         self.runtime = runtime
         self.version = version
         self.task = task
@@ -243,7 +246,10 @@ class _OnlineCheck:
         if uri is not None:
             label = self.version.tags.get("label_column", "label")
             try:
-                first = next(read_chunks(uri, self.settings, chunk_rows=max(CHECK_ROWS * 20, 100)))
+                first = next(read_chunks(confine(uri, self.data_roots), self.settings,
+                                         chunk_rows=max(CHECK_ROWS * 20, 100)))
+            except PathNotAllowed as exc:
+                raise self._failed(f"no rows to check the model with: {exc.message}") from exc
             except DataFileError as exc:
                 raise self._failed(f"no rows to check the model with: {exc}") from exc
             rows = first.drop(columns=[label], errors="ignore")
@@ -276,7 +282,7 @@ class _OnlineCheck:
 
 
 def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings), load(RuntimeSettings).file)
+    return make_handler(load(MlflowSettings), load(RuntimeSettings).file, data_roots=load(DataSettings))
 
 
 TOPIC = Topic(

@@ -5,7 +5,8 @@ metric name → number, null for "not computed"); writes ``TEST_RESULT``, ``TEST
 ``TEST_RESULT_DETAILS`` (the matched rows), ``TEST_RESULT_METRICS`` (the values the decision saw,
 -99 for those not computed) and ``TEST_RESULT_DECISION`` (the decision key in the engine).
 
-A DMN that cannot be read or used ends the task with BPMN error ``DMN_NOT_FOUND`` or ``DMN_INVALID``;
+A DMN that cannot be read or used ends the task with BPMN error ``DMN_NOT_FOUND`` or ``DMN_INVALID``,
+a local ``DMN_FILE`` outside the data roots (:mod:`workers.domain.paths`) with ``PATH_NOT_ALLOWED``;
 the evaluation itself is :func:`workers.domain.decisions.evaluate_dmn`, as for ``mlc dmn evaluate``.
 """
 
@@ -16,8 +17,9 @@ from typing import Any
 
 from pydantic import Field
 
-from workers.config import EngineSettings, MlflowSettings, load
+from workers.config import DataSettings, EngineSettings, MlflowSettings, load
 from workers.domain.decisions import DecisionError, evaluate_dmn, read_dmn
+from workers.domain.paths import PathNotAllowed, confine
 from workers.engine.client import EngineClient
 from workers.harness.outcomes import BusinessError, FatalError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
@@ -41,12 +43,18 @@ class EvaluateDmnOutput(TaskOutput):
 Handler = Callable[[EvaluateDmnInput, TaskContext], EvaluateDmnOutput]
 
 
-def make_handler(engine: EngineClient, mlflow: MlflowSettings) -> Handler:
-    """The handler, evaluating on ``engine`` and reading DMN artifacts through ``mlflow``."""
+def make_handler(engine: EngineClient, mlflow: MlflowSettings, data_roots: DataSettings | None = None) -> Handler:
+    """The handler, evaluating on ``engine``, reading DMN artifacts through ``mlflow`` and local DMN
+    files only where ``data_roots`` allows (default: from the environment)."""
+    allowed = data_roots or load(DataSettings)
 
     def evaluate(data: EvaluateDmnInput, task: TaskContext) -> EvaluateDmnOutput:
         try:
-            result = evaluate_dmn(read_dmn(data.dmn_file, mlflow), data.metrics, engine)
+            dmn_file = confine(data.dmn_file, allowed)
+        except PathNotAllowed as exc:
+            raise BusinessError(exc.code, exc.message) from exc
+        try:
+            result = evaluate_dmn(read_dmn(dmn_file, mlflow), data.metrics, engine)
         except DecisionError as exc:
             if exc.code == "METRICS_INVALID":
                 raise FatalError(exc.message) from exc
@@ -63,6 +71,6 @@ TOPIC = Topic(
     input_model=EvaluateDmnInput,
     output_model=EvaluateDmnOutput,
     build_handler=lambda: make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"),
-                                       load(MlflowSettings)),
+                                       load(MlflowSettings), load(DataSettings)),
     description="evaluate the model's test-criteria DMN on the metrics with the engine's DMN engine",
 )

@@ -11,7 +11,8 @@ output moved into place: a job that fails, or that is retried because MLflow was
 output behind.
 
 Writes ``ROWS_IN``, ``ROWS_OUT``, ``SCORING_SECONDS``, ``OUTPUT_FILE`` and ``BATCH_RUN_ID``. A job that
-cannot run is a BPMN error naming the cause: ``INPUT_UNREADABLE``, ``OUTPUT_EXISTS``,
+cannot run is a BPMN error naming the cause: ``PATH_NOT_ALLOWED`` (a file outside the data roots,
+:mod:`workers.domain.paths`; nothing is read or written), ``INPUT_UNREADABLE``, ``OUTPUT_EXISTS``,
 ``OUTPUT_UNWRITABLE`` or ``SCORING_FAILED`` (the model cannot be loaded or cannot score the data).
 MLflow unreachable is a retry; a ``RUNTIME`` the inventory no longer has as batch is an incident.
 """
@@ -27,9 +28,10 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from workers.clients.mlflow.registry import ModelNotLoadable, ModelRegistry
-from workers.config import MlflowSettings, RuntimeSettings, S3Settings, load
+from workers.config import DataSettings, MlflowSettings, RuntimeSettings, S3Settings, load
 from workers.domain.datafiles import DEFAULT_CHUNK_ROWS
 from workers.domain.models import registry_outcomes
+from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, current_inventory, load_inventory
 from workers.domain.scoring import (
     InputUnreadable,
@@ -93,15 +95,19 @@ Handler = Callable[[BatchJobInput, TaskContext], BatchJobOutput]
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, s3: S3Settings | None = None, *,
-                 chunk_rows: int = DEFAULT_CHUNK_ROWS, progress_every: int = 10) -> Handler:
+                 data_roots: DataSettings | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                 progress_every: int = 10) -> Handler:
     """The ``run-batch-job`` handler: versions and job runs in the MLflow of ``mlflow_settings``, runtimes
-    of the inventory at ``inventory_file``, ``s3://`` files on the object storage of ``s3``. Reads
-    ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks."""
+    of the inventory at ``inventory_file``, ``s3://`` files on the object storage of ``s3``, files only
+    where ``data_roots`` allows (default: from the environment). Reads ``chunk_rows`` rows at a time and
+    reports progress every ``progress_every`` chunks."""
     registry = ModelRegistry(mlflow_settings)
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
+    allowed = data_roots or load(DataSettings)
 
     def run_batch_job(data: BatchJobInput, task: TaskContext) -> BatchJobOutput:
         runtime = _batch_runtime(inventory_file, data.runtime)
+        data = _confined(data, allowed)
         with registry_outcomes(), _scoring_outcomes():
             return _run(registry, mlflow_settings, s3, runtime, data, task, chunk_rows, progress_every)
 
@@ -115,6 +121,15 @@ def _batch_runtime(inventory_file: Path, name: str) -> Runtime:
         raise FatalError(f"runtime {name} is not a batch runtime of {inventory.source} (edited since "
                          "get-compatible-runtime chose it?)")
     return runtime
+
+
+def _confined(data: BatchJobInput, allowed: DataSettings) -> BatchJobInput:
+    """``data`` with its files as :func:`confine` resolves them; a refused file is ``PATH_NOT_ALLOWED``."""
+    try:
+        return data.model_copy(update={"input_file": confine(data.input_file, allowed),
+                                       "output_file": confine(data.output_file, allowed)})
+    except PathNotAllowed as exc:
+        raise BusinessError(exc.code, exc.message) from exc
 
 
 @contextmanager
@@ -160,7 +175,8 @@ def _run_tags(data: BatchJobInput, task: TaskContext) -> dict[str, str]:
 
 
 def _default_handler() -> Handler:
-    return make_handler(load(MlflowSettings), load(RuntimeSettings).file, load(S3Settings))
+    return make_handler(load(MlflowSettings), load(RuntimeSettings).file, load(S3Settings),
+                        data_roots=load(DataSettings))
 
 
 TOPIC = Topic(

@@ -11,7 +11,10 @@ not computable), ``accuracy``, ``precision``, ``recall``, ``f1_score`` for class
 The job is recorded as an MLflow run tagged ``mlc.job=metrics`` with the model's name and version,
 and the version's tag ``mlc.last_metrics_run`` points at it. Writes ``METRICS``, ``METRICS_RUN_ID``,
 ``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data missing or malformed, no label
-column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` naming the cause.
+column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` naming the cause; a file
+outside the data roots (:mod:`workers.domain.paths`) is ``PATH_NOT_ALLOWED``, nothing read or written;
+an ``OUTPUT_FILE`` that exists is ``OUTPUT_EXISTS``: a back test never overwrites a file. A local
+output appears only once the job's run is recorded.
 """
 
 from __future__ import annotations
@@ -23,8 +26,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
+import pyarrow.fs as pafs
 from pydantic import Field, field_validator
 
+from workers.clients import objectstore
 from workers.clients.mlflow import artifacts
 from workers.clients.mlflow.registry import (
     LoadedModel,
@@ -34,9 +39,17 @@ from workers.clients.mlflow.registry import (
     RegistryError,
     RegistryUnavailable,
 )
-from workers.config import MlflowSettings, load
-from workers.domain.datafiles import DEFAULT_CHUNK_ROWS, ChunkWriter, DataFileError, data_format, read_chunks
+from workers.config import DataSettings, MlflowSettings, load
+from workers.domain.datafiles import (
+    DEFAULT_CHUNK_ROWS,
+    ChunkWriter,
+    DataFileError,
+    TargetExists,
+    data_format,
+    read_chunks,
+)
 from workers.domain.metrics import MetricsError, MetricsKind, ScoredLabels, compute_metrics, kind_of_labels
+from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.scoring import Predictor, with_predictions
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.scratch import scratch_dir
@@ -45,6 +58,7 @@ from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 __all__ = ["TOPIC", "MetricsJobInput", "MetricsJobOutput", "make_handler"]
 
 FAILED = "TEST_JOB_FAILED"
+OUTPUT_EXISTS = "OUTPUT_EXISTS"
 DEFAULT_OUTPUT_ARTIFACT = "output/scores.csv"
 LAST_RUN_TAG = "mlc.last_metrics_run"
 
@@ -72,17 +86,26 @@ class MetricsJobOutput(TaskOutput):
 Handler = Callable[[MetricsJobInput, TaskContext], MetricsJobOutput]
 
 
-def make_handler(settings: MlflowSettings, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                 progress_every: int = 10) -> Handler:
-    """The ``run-metrics-job`` handler against the MLflow of ``settings``.
+def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = None,
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS, progress_every: int = 10) -> Handler:
+    """The ``run-metrics-job`` handler against the MLflow of ``settings``, files only where
+    ``data_roots`` allows (default: from the environment).
 
     Reads ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks.
     """
     registry = ModelRegistry(settings)
+    allowed = data_roots or load(DataSettings)
 
     def run_metrics_job(data: MetricsJobInput, task: TaskContext) -> MetricsJobOutput:
         try:
+            data = data.model_copy(update={
+                "input_file": confine(data.input_file, allowed),
+                "output_file": None if data.output_file is None else confine(data.output_file, allowed)})
             return _run(registry, settings, data, task, chunk_rows, progress_every)
+        except PathNotAllowed as exc:
+            raise BusinessError(exc.code, exc.message) from exc
+        except TargetExists as exc:
+            raise BusinessError(OUTPUT_EXISTS, str(exc)) from exc
         except DataFileError as exc:
             raise BusinessError(FAILED, str(exc)) from exc
         except (ModelNotFound, ModelNotLoadable) as exc:
@@ -114,18 +137,22 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
     data_format(data.input_file)
     if data.output_file is not None:
         data_format(data.output_file)
+        _refuse_existing(data.output_file)
     with ExitStack() as stack:
         model = stack.enter_context(registry.loaded_model(data.model_id, data.model_version))
         task.progress("model loaded", model=data.model_id, version=data.model_version, flavor=model.flavor)
         scorer = _Scorer(model)
         scratch = Path(stack.enter_context(scratch_dir("metrics")))
         output_path = _local_output_path(data.output_file, scratch)
-        with ChunkWriter(output_path) as writer:
-            for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
-                                                       required_columns=[data.label_column]), start=1):
-                writer.write(scorer.score(chunk, data, first_row=writer.rows))
-                if number % progress_every == 0:
-                    task.progress("scoring", chunks=number, rows=writer.rows)
+        in_place = data.output_file is not None and artifacts.is_local(data.output_file)
+        # a local output appears only once the run is recorded: a retry after MLflow was down finds no file
+        writer = ChunkWriter(output_path, overwrite=not in_place)
+        stack.push(_dropped_on_error(writer))
+        for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
+                                                   required_columns=[data.label_column]), start=1):
+            writer.write(scorer.score(chunk, data, first_row=writer.rows))
+            if number % progress_every == 0:
+                task.progress("scoring", chunks=number, rows=writer.rows)
         rows = writer.rows
         scored = scorer.results()
         task.progress("scored", rows=rows, kind=scored.kind)
@@ -133,7 +160,9 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
             metrics = compute_metrics(scored)
         except MetricsError as exc:
             raise BusinessError(FAILED, str(exc)) from exc
-        if data.output_file is not None and not artifacts.is_local(data.output_file):
+        if not in_place:
+            _close(writer)
+        if data.output_file is not None and not in_place:
             _upload(registry, output_path, data.output_file)
         if not task.confirm_lock():
             raise RetryableError("this delivery of the task no longer holds its lock (another delivery has it, or "
@@ -147,10 +176,44 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
             metrics=metrics,
             artifacts=None if data.output_file else {str(PurePosixPath(DEFAULT_OUTPUT_ARTIFACT).parent): output_path},
         )
+        if in_place:
+            _close(writer)
         output_file = data.output_file or f"runs:/{run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
         registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run_id)
     task.progress("metrics recorded", run_id=run_id, **metrics)
     return MetricsJobOutput(metrics=metrics, metrics_run_id=run_id, output_file=output_file, rows_scored=rows)
+
+
+def _refuse_existing(output_file: str) -> None:
+    """A back test writes new files only: ``OUTPUT_EXISTS`` when something is at ``output_file``
+    (checked on local files and object storage; an MLflow artifact URI is the registry's to manage)."""
+    located = objectstore.locate(output_file)
+    if located is None:
+        return
+    filesystem, path = located
+    try:
+        found = filesystem.get_file_info(path).type
+    except OSError as exc:
+        raise RetryableError(f"{output_file}: cannot check whether the file exists ({exc})") from exc
+    if found != pafs.FileType.NotFound:
+        raise BusinessError(OUTPUT_EXISTS, f"{output_file}: exists already; a back test does not overwrite files, "
+                                           "name a new OUTPUT_FILE")
+
+
+def _dropped_on_error(writer: ChunkWriter) -> Callable[..., bool]:
+    def exit_callback(kind: type[BaseException] | None, *_: object) -> bool:
+        if kind is not None:
+            writer.abort()
+        return False
+
+    return exit_callback
+
+
+def _close(writer: ChunkWriter) -> None:
+    try:
+        writer.close()
+    except TargetExists as exc:
+        raise BusinessError(OUTPUT_EXISTS, str(exc)) from exc
 
 
 def _local_output_path(output_file: str | None, scratch: Path) -> Path:
@@ -231,6 +294,6 @@ TOPIC = Topic(
     name="run-metrics-job",
     input_model=MetricsJobInput,
     output_model=MetricsJobOutput,
-    build_handler=lambda: make_handler(load(MlflowSettings)),
+    build_handler=lambda: make_handler(load(MlflowSettings), data_roots=load(DataSettings)),
     description="score labelled data with a model version, record its metrics as an MLflow run",
 )
