@@ -1,10 +1,13 @@
 package org.mlcmanager.engine;
 
 import java.nio.charset.StandardCharsets;
+import java.util.Collection;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Collectors;
 import org.camunda.bpm.engine.AuthorizationException;
 import org.camunda.bpm.engine.impl.cfg.ProcessEngineConfigurationImpl;
 import org.camunda.bpm.engine.impl.context.Context;
@@ -16,9 +19,10 @@ import org.camunda.bpm.engine.impl.persistence.entity.ResourceEntity;
 /**
  * Lets only operators deploy anything that runs code: a deployment by a user outside
  * {@value EngineAccess#OPERATORS} and the engine's admin groups may hold DMN files only, and only
- * with FEEL expressions (a DMN may name Groovy or JUEL as an expression language, which would run
- * code as well). Anything else is refused with an {@link AuthorizationException}, which the REST
- * API answers with 403.
+ * with expressions in the languages {@code mlc.worker-dmn-languages} allows (MLC_ENGINE_WORKER_DMN_LANGUAGES,
+ * default FEEL only: a DMN in Groovy or JUEL runs code on the engine, so allowing them trusts whoever
+ * registers a model's test criteria). Anything else is refused with an {@link AuthorizationException},
+ * which the REST API answers with 403.
  *
  * <p>Camunda's own DEPLOYMENT CREATE permission cannot tell a BPMN from a DMN; the workers need it
  * for evaluate-dmn, which deploys each model's test criteria before evaluating them. Deployments the
@@ -30,6 +34,14 @@ class DeploymentGuard implements Deployer {
   private static final Pattern EXPRESSION_LANGUAGE = Pattern.compile("expressionLanguage\\s*=\\s*[\"']([^\"']*)[\"']");
   private static final Pattern FEEL = Pattern.compile("feel|https?://www\\.omg\\.org/spec/FEEL/\\d+",
       Pattern.CASE_INSENSITIVE);
+
+  private final Set<String> languages;
+
+  /** A guard letting non-operators deploy DMN in FEEL and in {@code languages} (names as DMN writes them). */
+  DeploymentGuard(Collection<String> languages) {
+    this.languages = languages.stream().map(String::trim).filter(name -> !name.isEmpty())
+        .map(name -> name.toLowerCase(Locale.ROOT)).collect(Collectors.toUnmodifiableSet());
+  }
 
   @Override
   public void deploy(DeploymentEntity deployment) {
@@ -56,15 +68,18 @@ class DeploymentGuard implements Deployer {
         || adminUsers.contains(authentication.getUserId());
   }
 
-  private static String refusal(ResourceEntity resource) {
+  private String refusal(ResourceEntity resource) {
     String name = resource.getName().toLowerCase(Locale.ROOT);
     if (DMN_SUFFIXES.stream().noneMatch(name::endsWith)) {
       return "only DMN files may be deployed without being an operator";
     }
     Matcher language = EXPRESSION_LANGUAGE.matcher(new String(resource.getBytes(), StandardCharsets.UTF_8));
     while (language.find()) {
-      if (!FEEL.matcher(language.group(1).trim()).matches()) {
-        return "expression language '" + language.group(1) + "' is not FEEL";
+      String written = language.group(1).trim();
+      if (!FEEL.matcher(written).matches() && !languages.contains(written.toLowerCase(Locale.ROOT))) {
+        return "expression language '" + written + "' is not FEEL"
+            + (languages.isEmpty() ? "" : " nor one of " + String.join(", ", languages.stream().sorted().toList()))
+            + " (MLC_ENGINE_WORKER_DMN_LANGUAGES)";
       }
     }
     return null;

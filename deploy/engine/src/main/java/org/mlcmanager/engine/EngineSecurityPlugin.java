@@ -16,9 +16,12 @@ import org.springframework.stereotype.Component;
 public class EngineSecurityPlugin extends AbstractProcessEnginePlugin {
 
   private final String adminPassword;
+  private final List<String> workerDmnLanguages;
 
-  public EngineSecurityPlugin(@Value("${camunda.bpm.admin-user.password:}") String adminPassword) {
+  public EngineSecurityPlugin(@Value("${camunda.bpm.admin-user.password:}") String adminPassword,
+      @Value("${mlc.worker-dmn-languages:feel}") List<String> workerDmnLanguages) {
     this.adminPassword = adminPassword;
+    this.workerDmnLanguages = workerDmnLanguages;
   }
 
   @Override
@@ -31,7 +34,7 @@ public class EngineSecurityPlugin extends AbstractProcessEnginePlugin {
     if (configuration.getCustomPreDeployers() != null) {
       deployers.addAll(configuration.getCustomPreDeployers());
     }
-    deployers.add(new DeploymentGuard());
+    deployers.add(new DeploymentGuard(workerDmnLanguages));
     configuration.setCustomPreDeployers(deployers);
   }
 }
