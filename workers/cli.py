@@ -101,6 +101,7 @@ def run_batch(args: argparse.Namespace) -> int:
 def run_dmn_evaluate(args: argparse.Namespace) -> int:
     import json
 
+    from workers.config import DecisionSettings, load
     from workers.domain.decisions import DecisionError, evaluate_dmn
 
     try:
@@ -110,11 +111,12 @@ def run_dmn_evaluate(args: argparse.Namespace) -> int:
         print(f"mlc: cannot read {exc.filename if isinstance(exc, OSError) else args.input}: {exc}", file=sys.stderr)
         return 2
     if not isinstance(metrics, dict):
-        print(f"mlc: {args.input} must hold a JSON object of metric names to numbers", file=sys.stderr)
+        print(f"mlc: {args.input} must hold a JSON object: metric names to values, or a monitor's test result",
+              file=sys.stderr)
         return 2
     try:
         with engine_client() as client:
-            result = evaluate_dmn(dmn, metrics, client)
+            result = evaluate_dmn(dmn, metrics, client, missing_fail=load(DecisionSettings).missing_metrics_fail)
     except DecisionError as exc:
         print(json.dumps({"error": exc.code, "message": exc.message}, indent=2))
         return 1
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     dmn = commands.add_parser("dmn", help="test criteria (DMN) tools").add_subparsers(dest="dmn", required=True)
     evaluate = dmn.add_parser("evaluate", help="evaluate a DMN on metrics with the engine's DMN engine")
     evaluate.add_argument("file", metavar="FILE.dmn", help="the DMN, as exported (ModelOp format accepted)")
-    evaluate.add_argument("--input", required=True, metavar="metrics.json", help="JSON object of metrics")
+    evaluate.add_argument("--input", required=True, metavar="metrics.json",
+                          help="JSON object of metrics, flat or a monitor's nested test result")
     evaluate.set_defaults(run=run_dmn_evaluate)
 
     topics = commands.add_parser("topics", help="list the topics this fleet handles")

@@ -26,6 +26,7 @@ __all__ = [
     "BridgeSettings",
     "ConfigurationError",
     "DataSettings",
+    "DecisionSettings",
     "EngineSettings",
     "FleetSettings",
     "JiraSettings",
@@ -275,6 +276,16 @@ def _listed(value: Any) -> Any:
     if text.startswith("["):
         return json.loads(text)
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class DecisionSettings(Settings):
+    """How test criteria are judged (``MLC_DMN_*``), by ``evaluate-dmn`` and ``mlc dmn evaluate``."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_DMN_")
+
+    missing_metrics_fail: bool = Field(
+        False, description="whether a metric the criteria read and the metrics lack fails the test "
+                           "(ModelOp's way, the default: it is listed, the rules see null)")
 
 
 class DataSettings(Settings):

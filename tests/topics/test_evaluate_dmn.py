@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
-from workers.config import DataSettings, MlflowSettings
+from workers.config import DataSettings, DecisionSettings, MlflowSettings
 from workers.domain.decisions import DecisionError, deploy_dmn, evaluate_dmn, prepare_dmn, read_dmn
 from workers.engine import EngineClient
 from workers.harness.outcomes import BusinessError, FatalError
@@ -59,17 +59,30 @@ def test_failing_metrics_fail_with_every_reason(engine):
     assert [(row.passes, row.category) for row in result.rows] == [(False, "performance"), (False, "performance")]
 
 
-def test_a_missing_metric_is_minus_99_and_its_rule_fires(engine):
+def test_a_missing_metric_is_listed_and_seen_as_null_so_its_rules_do_not_fire(engine):
     result = evaluate_dmn(COMPARATOR.read_bytes(), {"f1_score": 0.8}, engine)
+    assert result.passed is True
+    assert result.missing == ("auc",)
+    assert result.message == ("passed: no rule of the test criteria matched the metrics "
+                              "(metrics the criteria read are missing: auc)")
+    assert result.as_variables()["TEST_RESULT_MISSING"] == ["auc"]
+
+
+def test_a_missing_metric_fails_the_test_when_the_setting_says_so(engine):
+    result = evaluate_dmn(COMPARATOR.read_bytes(), {"f1_score": 0.4}, engine, missing_fail=True)
     assert result.passed is False
-    assert result.message == "AUC not computed"
-    assert result.rows[0].category == "data"
-    assert result.metrics == {"auc": -99.0, "f1_score": 0.8}
+    assert result.message == "F1 score below 0.5; metrics the criteria read are missing: auc"
 
 
-def test_a_null_or_nan_metric_is_not_computed_too(engine):
-    assert evaluate_dmn(COMPARATOR.read_bytes(), {"auc": None, "f1_score": 0.8}, engine).message == "AUC not computed"
-    assert evaluate_dmn(COMPARATOR.read_bytes(), {"auc": float("nan")}, engine).metrics["auc"] == -99.0
+def test_a_null_metric_is_missing_and_nan_is_the_not_computed_sentinel(engine):
+    assert evaluate_dmn(COMPARATOR.read_bytes(), {"auc": None, "f1_score": 0.8}, engine).missing == ("auc",)
+    nan = evaluate_dmn(COMPARATOR.read_bytes(), {"auc": float("nan"), "f1_score": 0.8}, engine)
+    assert (nan.passed, nan.message, nan.metrics["auc"]) == (False, "AUC not computed", -99.0)
+
+
+def test_a_minus_99_sentinel_works_unchanged(engine):
+    result = evaluate_dmn(COMPARATOR.read_bytes(), {"auc": -99, "f1_score": 0.8}, engine)
+    assert (result.passed, result.message, result.rows[0].category) == (False, "AUC not computed", "data")
 
 
 def test_no_matched_rule_means_passed(engine):
@@ -148,11 +161,11 @@ def test_preparation_follows_references_to_renamed_decisions():
     ("not-xml.dmn", "not valid XML: mismatched tag: line 5, column 4"),
     ("no-decision.dmn", "DMN has no decision"),
     ("no-decision-table.dmn", "decision 'Decision_1' has no decision table"),
-    ("wrong-hit-policy.dmn", "has hit policy FIRST: test criteria need COLLECT"),
-    ("wrong-outputs.dmn", "lacks the output(s) passes"),
+    ("modelop/collect-count.dmn", "has hit policy COLLECT COUNT: an aggregation gives one value"),
+    ("wrong-outputs.dmn", "lacks the output 'passes' (it has ok, reason, category)"),
     ("unnamed-input.dmn", "input 'Input_2' has no name"),
     ("refused-by-engine.dmn", "the engine refused the DMN: POST"),
-    ("bad-expression.dmn", "the engine could not evaluate the DMN"),
+    ("bad-expression.dmn", "could not evaluate the test criteria (in rule 1 (Rule_1), input 'auc'): "),
 ])
 def test_a_broken_dmn_is_dmn_invalid_naming_the_problem(engine, fixture, problem):
     with pytest.raises(DecisionError) as caught:
@@ -185,9 +198,9 @@ def test_an_unreadable_dmn_file_is_dmn_not_found(tmp_path):
     assert "missing.dmn: no such file" in caught.value.message
 
 
-def test_metrics_that_are_not_numbers_name_the_metric(engine):
-    with pytest.raises(DecisionError, match="metric 'auc' is not a finite number: 'high'") as caught:
-        evaluate_dmn(COMPARATOR.read_bytes(), {"auc": "high"}, engine)  # type: ignore[dict-item]
+def test_metrics_that_are_not_json_name_the_metric(engine):
+    with pytest.raises(DecisionError, match=r"metric 'heatMap.colours' is not a JSON value: \{'Red'\}") as caught:
+        evaluate_dmn(COMPARATOR.read_bytes(), {"heatMap": {"colours": {"Red"}}}, engine)
     assert caught.value.code == "METRICS_INVALID"
 
 
@@ -206,6 +219,13 @@ def test_handler_returns_the_variables(engine, roots):
     assert output.test_result is False
     assert output.test_result_message == "AUC below 0.7"
     assert output.test_result_metrics == {"auc": 0.6, "f1_score": 0.9}
+    assert output.test_result_missing == []
+
+
+def test_handler_judges_missing_metrics_by_the_decision_settings(engine, roots):
+    strict = make_handler(engine, MLFLOW, roots, DecisionSettings(missing_metrics_fail=True))
+    output = strict(EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"f1_score": 0.9}), task())
+    assert (output.test_result, output.test_result_missing) == (False, ["auc"])
 
 
 def test_handler_maps_dmn_faults_to_bpmn_errors(engine, roots, tmp_path):
@@ -220,7 +240,7 @@ def test_handler_maps_dmn_faults_to_bpmn_errors(engine, roots, tmp_path):
 
 def test_handler_makes_bad_metrics_an_incident(engine, roots):
     handler = make_handler(engine, MLFLOW, roots)
-    data = EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"auc": float("inf")})
+    data = EvaluateDmnInput(DMN_FILE=str(COMPARATOR), METRICS={"auc": {0.5, 0.6}})
     with pytest.raises(FatalError, match="metric 'auc'"):
         handler(data, task())
 
@@ -269,7 +289,8 @@ def test_topic_through_the_harness_sets_the_result_variables(engine, engine_sett
     assert bad["TEST_RESULT_MESSAGE"] == "AUC below 0.7"
     assert json.loads(bad["TEST_RESULT_DETAILS"]) == [
         {"passes": False, "reason": "AUC below 0.7", "category": "performance"}]
-    assert json.loads(bad["TEST_RESULT_METRICS"]) == {"auc": 0.6, "f1_score": -99.0}
+    assert json.loads(bad["TEST_RESULT_METRICS"]) == {"auc": 0.6, "f1_score": None}
+    assert json.loads(bad["TEST_RESULT_MISSING"]) == ["f1_score"]
     assert unusable["endActivityId"] == "criteria-unusable"
     error = variables_of(engine, broken)
     assert error["ERROR_CODE"] == "DMN_INVALID"

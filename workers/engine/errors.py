@@ -18,11 +18,14 @@ __all__ = [
 class EngineError(Exception):
     """Root of the engine errors: carries the HTTP status and the engine's own type and message."""
 
-    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None,
+                 detail: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.error_type = error_type
         self.message = message
+        self.detail = detail
+        """The engine's own message, without the request it answered."""
 
 
 class EngineUnavailable(EngineError):
@@ -73,4 +76,5 @@ def raise_for_engine_status(response: requests.Response) -> None:
     elif response.text:
         message += f": {response.text[:300]}"
     error_class = _BY_STATUS.get(response.status_code, EngineError)
-    raise error_class(message, status=response.status_code, error_type=error_type)
+    raise error_class(message, status=response.status_code, error_type=error_type,
+                      detail=detail if isinstance(detail, str) else None)

@@ -1,11 +1,15 @@
 """Topic ``evaluate-dmn``: judge a metrics job's metrics by the model's test-criteria DMN.
 
-Reads ``DMN_FILE`` (local path or artifact URI of the ``.dmn``) and ``METRICS`` (JSON object of
-metric name → number, null for "not computed"); writes ``TEST_RESULT``, ``TEST_RESULT_MESSAGE``,
-``TEST_RESULT_DETAILS`` (the matched rows), ``TEST_RESULT_METRICS`` (the values the decision saw,
--99 for those not computed) and ``TEST_RESULT_DECISION`` (the decision key in the engine).
+Reads ``DMN_FILE`` (local path or artifact URI of the ``.dmn``) and ``METRICS`` (a JSON object: metric
+name to number, string, boolean or null, or a monitor's nested test result, flattened ModelOp's way;
+see :mod:`workers.domain.decisions.values`). Writes ``TEST_RESULT``, ``TEST_RESULT_MESSAGE``,
+``TEST_RESULT_DETAILS`` (the returned rows, every output), ``TEST_RESULT_METRICS`` (the flat values the
+decision saw), ``TEST_RESULT_MISSING`` (metrics the criteria read and did not get; they fail the test
+only with ``MLC_DMN_MISSING_METRICS_FAIL``) and ``TEST_RESULT_DECISION`` (the decision key in the engine).
 
-A DMN that cannot be read or used ends the task with BPMN error ``DMN_NOT_FOUND`` or ``DMN_INVALID``,
+A DMN that cannot be read, deployed or evaluated (an entry the engine cannot evaluate included: the
+message names the engine's reason and the rule and column) ends the task with BPMN error
+``DMN_NOT_FOUND`` or ``DMN_INVALID``,
 a local ``DMN_FILE`` outside the data roots (:mod:`workers.domain.paths`) with ``PATH_NOT_ALLOWED``;
 the evaluation itself is :func:`workers.domain.decisions.evaluate_dmn`, as for ``mlc dmn evaluate``.
 """
@@ -17,7 +21,7 @@ from typing import Any
 
 from pydantic import Field
 
-from workers.config import DataSettings, EngineSettings, MlflowSettings, load
+from workers.config import DataSettings, DecisionSettings, EngineSettings, MlflowSettings, load
 from workers.domain.decisions import DecisionError, evaluate_dmn, read_dmn
 from workers.domain.paths import PathNotAllowed, confine
 from workers.engine.client import EngineClient
@@ -29,24 +33,27 @@ __all__ = ["TOPIC", "EvaluateDmnInput", "EvaluateDmnOutput", "make_handler"]
 
 class EvaluateDmnInput(TaskInput):
     dmn_file: str = Field(alias="DMN_FILE")
-    metrics: dict[str, float | None] = Field(alias="METRICS")
+    metrics: dict[str, Any] = Field(alias="METRICS")
 
 
 class EvaluateDmnOutput(TaskOutput):
     test_result: bool = Field(alias="TEST_RESULT")
     test_result_message: str = Field(alias="TEST_RESULT_MESSAGE")
     test_result_details: list[dict[str, Any]] = Field(alias="TEST_RESULT_DETAILS")
-    test_result_metrics: dict[str, float] = Field(alias="TEST_RESULT_METRICS")
+    test_result_metrics: dict[str, Any] = Field(alias="TEST_RESULT_METRICS")
+    test_result_missing: list[str] = Field(alias="TEST_RESULT_MISSING")
     test_result_decision: str = Field(alias="TEST_RESULT_DECISION")
 
 
 Handler = Callable[[EvaluateDmnInput, TaskContext], EvaluateDmnOutput]
 
 
-def make_handler(engine: EngineClient, mlflow: MlflowSettings, data_roots: DataSettings | None = None) -> Handler:
+def make_handler(engine: EngineClient, mlflow: MlflowSettings, data_roots: DataSettings | None = None,
+                 decisions: DecisionSettings | None = None) -> Handler:
     """The handler, evaluating on ``engine``, reading DMN artifacts through ``mlflow`` and local DMN
-    files only where ``data_roots`` allows (default: from the environment)."""
+    files only where ``data_roots`` allows, judging by ``decisions`` (defaults: from the environment)."""
     allowed = data_roots or load(DataSettings)
+    missing_fail = (decisions or load(DecisionSettings)).missing_metrics_fail
 
     def evaluate(data: EvaluateDmnInput, task: TaskContext) -> EvaluateDmnOutput:
         try:
@@ -54,13 +61,13 @@ def make_handler(engine: EngineClient, mlflow: MlflowSettings, data_roots: DataS
         except PathNotAllowed as exc:
             raise BusinessError(exc.code, exc.message) from exc
         try:
-            result = evaluate_dmn(read_dmn(dmn_file, mlflow), data.metrics, engine)
+            result = evaluate_dmn(read_dmn(dmn_file, mlflow), data.metrics, engine, missing_fail=missing_fail)
         except DecisionError as exc:
             if exc.code == "METRICS_INVALID":
                 raise FatalError(exc.message) from exc
             raise BusinessError(exc.code, f"{data.dmn_file}: {exc.message}") from exc
         task.progress("test criteria evaluated", passed=result.passed, decision=result.decision_key,
-                      rows=len(result.rows))
+                      hit_policy=result.hit_policy, rows=len(result.rows), missing=list(result.missing))
         return EvaluateDmnOutput.model_validate(result.as_variables())
 
     return evaluate
@@ -71,6 +78,6 @@ TOPIC = Topic(
     input_model=EvaluateDmnInput,
     output_model=EvaluateDmnOutput,
     build_handler=lambda: make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"),
-                                       load(MlflowSettings), load(DataSettings)),
+                                       load(MlflowSettings), load(DataSettings), load(DecisionSettings)),
     description="evaluate the model's test-criteria DMN on the metrics with the engine's DMN engine",
 )
