@@ -12,9 +12,13 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from tests.conftest import REPO, WORKER_PASSWORD, WORKER_USER, free_port
+from workers.config import EngineSettings, FleetSettings
 from workers.domain.decisions import DecisionError, evaluate_dmn
 from workers.engine import EngineClient
+from workers.fleet.processes import engine_process
 
 pytestmark = pytest.mark.engine
 
@@ -149,3 +153,22 @@ def test_the_raw_nested_test_result_of_a_monitor_is_accepted(engine):
     result = evaluate_dmn(criteria("unique-risk-tier"), TEST_RESULT, engine)
     assert (result.passed, result.message) == (True, "passed: AUC at least 0.8")
     assert result.as_variables()["TEST_RESULT_METRICS"]["heatMap_Data_Drift_testResult"] == "Red"
+
+
+def test_the_engine_lets_workers_deploy_the_languages_it_is_told_to(tmp_path):
+    settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="admin-juel",
+                              password="admin-juel-secret")
+    fleet = FleetSettings(home=tmp_path, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
+                          bpmn_dir=tmp_path / "no-processes")
+    (tmp_path / "no-processes").mkdir()
+    engine = engine_process(fleet, settings, extra_env={
+        "MLC_ENGINE_WORKER_USER": WORKER_USER, "MLC_ENGINE_WORKER_PASSWORD": WORKER_PASSWORD,
+        "MLC_ENGINE_WORKER_DMN_LANGUAGES": "juel, Groovy"})
+    engine.start(timeout_s=fleet.engine_start_timeout_s)
+    try:
+        worker = settings.model_copy(update={"user": WORKER_USER, "password": SecretStr(WORKER_PASSWORD)})
+        with EngineClient(worker) as client:
+            assert evaluate_dmn(criteria("groovy-expression"), {"auc": 0.6, "f1_score": 0.5}, client).passed is False
+            assert evaluate_dmn(criteria("juel-expression"), {"auc": 0.9}, client).passed is True
+    finally:
+        engine.stop()
