@@ -40,22 +40,29 @@ def score_values(predictions: np.ndarray, probabilities: np.ndarray | None) -> n
 
 
 class MonitorData:
-    """The data the monitors of ``request`` need: add the baseline's chunks first, then the test data's."""
+    """The data the monitors of ``request`` need: add the baseline's chunks first, then the test data's.
 
-    def __init__(self, request: MonitorRequest, features: Sequence[str], *, baseline_uri: str | None = None,
-                 test_uri: str = "the test data") -> None:
+    Drift and stability look at ``features`` (a model's own, say), or, when it is ``None``, at the
+    baseline's columns but ``exclude`` (the label, the protected attributes).
+    """
+
+    def __init__(self, request: MonitorRequest, features: Sequence[str] | None, *, exclude: Sequence[str] = (),
+                 baseline_uri: str | None = None, test_uri: str = "the test data") -> None:
         self.request = request
-        self.features = list(features)
+        self.features = None if features is None else list(features)
+        self.exclude = set(exclude)
         self.baseline_uri = baseline_uri
         self.test_uri = test_uri
         self.baseline: DataProfile | None = None
         self.tested: DataProfile | None = None
-        self.baseline_scores = Reservoir(seed=len(self.features)) if request.asks("stability") else None
+        self.baseline_scores = Reservoir(seed=2**31) if request.asks("stability") else None
         self._codes: dict[str, list[np.ndarray]] = {name: [] for name in request.protected_attributes}
         self._groups: dict[str, dict[str, int]] = {name: {} for name in request.protected_attributes}
 
     def add_baseline(self, frame: pd.DataFrame, scores: np.ndarray | None = None) -> None:
         if self.baseline is None:
+            if self.features is None:
+                self.features = [str(name) for name in frame.columns if name not in self.exclude]
             self.baseline = DataProfile(feature_kinds(frame, self.features))
         self.baseline.add(frame)
         if self.baseline_scores is not None and scores is not None:
@@ -67,7 +74,7 @@ class MonitorData:
                 if self.baseline is None:
                     raise DataFileError(f"{self.baseline_uri}: the baseline has no data rows")
                 self.tested = DataProfile(self.baseline.numeric, edges=self.baseline.bin_edges())
-            missing = [name for name in self.features if name not in frame.columns]
+            missing = [name for name in self.baseline.numeric if name not in frame.columns]
             if missing:
                 raise DataFileError(f"{self.test_uri}: no column {', '.join(map(repr, missing))} of the baseline")
             self.tested.add(frame)
