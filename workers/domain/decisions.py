@@ -185,8 +185,8 @@ def _metric_values(metrics: Mapping[str, object], inputs: tuple[str, ...]) -> di
     """The variables of an evaluation: every metric as a float, -99 for inputs not computed."""
     values: dict[str, float] = {}
     for name, value in metrics.items():
-        if isinstance(value, (str, bool, Mapping, list)):  # interim: a monitor's text and tables are not inputs
-            continue
+        if isinstance(value, (Mapping, list)) or (isinstance(value, (str, bool)) and name not in inputs):
+            continue  # interim: a monitor's tables, and text no input reads, are not the decision's
         if value is None or (isinstance(value, float) and math.isnan(value)):
             values[name] = NOT_COMPUTED
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
