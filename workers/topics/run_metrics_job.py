@@ -8,10 +8,26 @@ artifact ``output/scores.csv`` of the job's run. Metrics come from scikit-learn:
 not computable), ``accuracy``, ``precision``, ``recall``, ``f1_score`` for classifiers; ``rmse``,
 ``mae``, ``r2_score`` for regressions.
 
+The version's tags ask for more monitors (:mod:`workers.domain.monitors`; the BPMN does not change):
+``monitors`` (comma list among ``performance``, ``drift``, ``stability``, ``bias``; default
+``performance``), ``protected_attributes`` (bias needs them), ``reference_groups``
+(``sex=male,age_group=40-60``; default each attribute's largest group) and ``baseline_data`` (the
+data drift and stability compare with; default the run's ``mlc/train_data.csv`` or ``.parquet``).
+The baseline is read in chunks first (and scored, for the score's PSI), then the test data; both
+kept as histograms, category counts and bounded samples. Drift: Kolmogorov–Smirnov and chi-square
+tests and Jensen–Shannon distances (SciPy); stability: PSI of the score and of every feature (CSI);
+bias: rates and disparities by group (fairlearn).
+
+``METRICS`` is then a ModelOp-shaped test result (:mod:`workers.domain.monitors.results`): the flat
+values above and the monitors' (``max_psi``, ``drift_share``, ``fpr_disparity``, ...), plus the lists
+``data_drift``, ``stability`` and ``bias`` of test entries. The whole result is the run's artifact
+``test_results.json`` (what a redelivered task returns), every number in it an MLflow metric.
+
 The job is recorded as an MLflow run tagged ``mlc.job=metrics`` with the model's name and version,
 and the version's tag ``mlc.last_metrics_run`` points at it. Writes ``METRICS``, ``METRICS_RUN_ID``,
 ``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data missing or malformed, no label
-column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` naming the cause; a file
+column, model unknown or not loadable, monitors asked without what they need) is the BPMN error
+``TEST_JOB_FAILED`` naming the cause; a file (test data, output or baseline)
 outside the data roots (:mod:`workers.domain.paths`) is ``PATH_NOT_ALLOWED``, nothing read or written;
 an ``OUTPUT_FILE`` that exists is ``OUTPUT_EXISTS``: a back test never overwrites a file. A local
 output appears only once the job's run is recorded.
