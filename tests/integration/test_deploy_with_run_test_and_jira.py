@@ -68,7 +68,8 @@ def sample(mlflow_settings: MlflowSettings):
 def new_version(mlflow_settings: MlflowSettings, sample, **tags: str) -> str:
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     first = client.get_model_version(sample.name, sample.version)
-    return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags=tags,
+    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes") if key in first.tags}
+    return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags={**monitors, **tags},
                                        model_id=first.source.removeprefix("models:/")).version
 
 
