@@ -44,3 +44,12 @@ def test_batch_memory_scores_every_generated_row(tmp_path) -> None:
             "whole_load_peak_rss_mb"} <= set(line)
     assert all(line[key] > 0 for key in ("rows_per_s", "input_mb", "peak_rss_mb", "tracemalloc_peak_mb",
                                          "whole_frame_mb", "whole_load_peak_rss_mb"))
+
+
+def test_metrics_job_benchmark_runs_every_monitor(tmp_path) -> None:
+    from benchmarks import metrics_job
+
+    result = metrics_job.run_benchmark(metrics_job.Options(rows=3_000, chunk_rows=1_000, directory=tmp_path))
+
+    assert result.rows == 3_000 and result.drifted_features == 10
+    assert {"rows", "seconds", "peak_rss_mb", "max_psi", "selection_rate_disparity"} <= set(json.loads(result.line()))

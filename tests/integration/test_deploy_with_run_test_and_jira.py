@@ -68,7 +68,8 @@ def sample(mlflow_settings: MlflowSettings):
 def new_version(mlflow_settings: MlflowSettings, sample, **tags: str) -> str:
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     first = client.get_model_version(sample.name, sample.version)
-    return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags=tags,
+    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes") if key in first.tags}
+    return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags={**monitors, **tags},
                                        model_id=first.source.removeprefix("models:/")).version
 
 
@@ -95,6 +96,8 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     review = ticket(jira, sample.name, "review")
     description = json.dumps(review["fields"]["description"])
     assert "auc=" in description and "Changes:" in description and f"version {version}" in description
+    assert "max_psi=" in description and "selection_rate_disparity=" in description  # the monitors ran
+    assert "data_drift" not in description and "test_name" not in description  # their tables are not dumped
     resolve(engine, jira, review["key"], "Done")  # the reviewer approves; Jira's webhook resumes the process
 
     entry = finished_instance(engine, instance["id"], timeout_s=180)
@@ -109,7 +112,7 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     assert tags["schedule.backtest"] == "0 6 * * *" and tags["expiration_date"] == variables["EXPIRATION_DATE"]
     assert client.get_registered_model(sample.name).aliases["deployed"] == version
     rows = pd.read_csv(client.download_artifacts(sample_run(client, sample), "mlc/test_data.csv")).drop(
-        columns=["label"]).head(3)
+        columns=["label", "patient_group"]).head(3)
     served = json.loads(variables["DEPLOYMENT"])["served_name"]
     with MlserverClient(mlserver.endpoint) as server:
         answer = server.infer(served, pandas_inputs(rows))
@@ -132,7 +135,7 @@ def test_failing_test_opens_a_rejection_ticket_and_tests_again_when_it_is_done(e
     version = new_version(mlflow_settings, sample, run_test="true", test_data=sample.drifted_data_uri)
     instance = submit_model_version(engine, sample.name, version)
     first = ticket(jira, sample.name, "rejection")
-    assert "AUC below 0.7" in json.dumps(first["fields"]["description"])
+    assert "Failed criterion (drift): PSI 3.35 above 0.25" in json.dumps(first["fields"]["description"])
     resolve(engine, jira, first["key"], "Done")
     second = ticket(jira, sample.name, "rejection", count=2)  # the test ran again, and failed again
     assert second["key"] != first["key"]

@@ -57,7 +57,9 @@ def test_back_test_on_test_data_passes_and_notifies(engine, workers, sample):
     assert entry["endActivityId"] == "back-test-passed"
     assert variables["MODEL_VERSION"] == str(sample.version)
     assert variables["TEST_RESULT"] is True
-    assert json.loads(variables["METRICS"])["auc"] > 0.9
+    metrics = json.loads(variables["METRICS"])
+    assert metrics["auc"] > 0.9 and metrics["max_psi"] < 0.25 and metrics["drifted_features"] == 0
+    assert metrics["bias"][0]["protected_class"] == "patient_group"
     assert variables["NOTIFICATION_ID"]
     assert "JIRA_TICKET" not in variables
 
@@ -66,7 +68,13 @@ def test_back_test_on_drifted_data_fails_and_opens_a_ticket(engine, workers, sam
     entry, variables = back_test(engine, sample.name, input_file=sample.drifted_data_uri)
     assert entry["endActivityId"] == "back-test-failed"
     assert variables["TEST_RESULT"] is False
-    assert "AUC below 0.7" in variables["TEST_RESULT_MESSAGE"]
+    assert "PSI 3.35 above 0.25" in variables["TEST_RESULT_MESSAGE"]
+    metrics = json.loads(variables["METRICS"])  # every monitor the sample asks for ran
+    assert metrics["drifted_features"] == 10 and metrics["auc"] > 0.9
+    assert {entry["test_category"] for section in ("data_drift", "stability", "bias")
+            for entry in metrics[section]} == {"data_drift", "stability", "bias"}
+    details = json.loads(variables["TEST_RESULT_DETAILS"])
+    assert {row["category"] for row in details if row["passes"] is False} == {"drift"}
     ticket = next(i for i in jira_server.issues() if i["key"] == variables["JIRA_TICKET"])
     assert ticket["fields"]["summary"] == f"Back test failed: {sample.name} version {sample.version}"
     assert "model-" + sample.name in ticket["fields"]["labels"]
@@ -250,5 +258,5 @@ def test_the_servicenow_signal_opens_the_ticket_as_a_servicenow_incident(engine,
     assert entry["endActivityId"] == "back-test-failed", variables
     incident = next(i for i in servicenow.incidents() if i["number"] == variables["SERVICENOW_INCIDENT"])
     assert incident["short_description"] == f"Back test failed: {sample.name} version {sample.version}"
-    assert "AUC below 0.7" in incident["description"] and f"Model: {sample.name}" in incident["description"]
+    assert "PSI 3.35 above 0.25" in incident["description"] and f"Model: {sample.name}" in incident["description"]
     assert len(jira_server.issues()) == jira_before and "JIRA_TICKET" not in variables

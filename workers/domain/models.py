@@ -3,7 +3,8 @@ names for testing it, and how the registry's errors end a task.
 
 A version names its test files by tags (``test_data``, ``test_criteria``, ``label_column``); without a
 tag, by artifacts of the run that produced it: ``mlc/test_data.csv`` or ``mlc/test_data.parquet``, and
-``mlc/test_criteria.dmn``.
+``mlc/test_criteria.dmn``. The baseline that drift and stability monitors compare with is the tag
+``baseline_data``, else the training data the run logged: ``mlc/train_data.csv`` or ``mlc/train_data.parquet``.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from workers.clients.mlflow import (
 from workers.harness.outcomes import BusinessError, RetryableError
 
 __all__ = [
+    "BASELINE_DATA_ARTIFACTS",
     "DEFAULT_LABEL_COLUMN",
     "TEST_CRITERIA_ARTIFACT",
     "TEST_DATA_ARTIFACTS",
     "TestAssets",
+    "baseline_data",
     "model_details",
     "registry_outcomes",
     "test_assets",
@@ -36,6 +39,7 @@ __all__ = [
 DEFAULT_LABEL_COLUMN = "label"
 TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
 TEST_CRITERIA_ARTIFACT = "mlc/test_criteria.dmn"
+BASELINE_DATA_ARTIFACTS = ("mlc/train_data.csv", "mlc/train_data.parquet")
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,11 @@ def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
         dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
         label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
     )
+
+
+def baseline_data(registry: ModelRegistry, version: VersionRecord) -> str | None:
+    """The version's baseline data: its tag ``baseline_data``, else the training data its run logged."""
+    return version.tags.get("baseline_data") or _RunFiles(registry, version.run_id).first(BASELINE_DATA_ARTIFACTS)
 
 
 def model_details(model: ModelRecord, version: VersionRecord) -> dict[str, Any]:

@@ -80,9 +80,10 @@ def describe(data: TicketInput, process: str | None, instance_id: str | None, co
             lines.append(f"Failed criterion ({row.get('category') or 'test'}): {row.get('reason')}")
     if data.changes:
         lines.append(f"Changes: {data.changes}")
-    if data.metrics:
-        lines.append("Metrics: " + ", ".join(f"{name}={_format(value)}"
-                                             for name, value in sorted(data.metrics.items())))
+    scalars = {name: value for name, value in (data.metrics or {}).items()
+               if isinstance(value, (int, float, str, bool))}
+    if scalars:  # a monitor's nested tables stay in its run's test_results.json
+        lines.append("Metrics: " + ", ".join(f"{name}={_format(value)}" for name, value in sorted(scalars.items())))
     details: Mapping[str, Any] = data.model_details or {}
     for key in ("service", "description", "run_id", "source", "created"):
         if details.get(key):

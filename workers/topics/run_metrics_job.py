@@ -8,10 +8,26 @@ artifact ``output/scores.csv`` of the job's run. Metrics come from scikit-learn:
 not computable), ``accuracy``, ``precision``, ``recall``, ``f1_score`` for classifiers; ``rmse``,
 ``mae``, ``r2_score`` for regressions.
 
+The version's tags ask for more monitors (:mod:`workers.domain.monitors`; the BPMN does not change):
+``monitors`` (comma list among ``performance``, ``drift``, ``stability``, ``bias``; default
+``performance``), ``protected_attributes`` (bias needs them), ``reference_groups``
+(``sex=male,age_group=40-60``; default each attribute's largest group) and ``baseline_data`` (the
+data drift and stability compare with; default the run's ``mlc/train_data.csv`` or ``.parquet``).
+The baseline is read in chunks first (and scored, for the score's PSI), then the test data; both
+kept as histograms, category counts and bounded samples. Drift: Kolmogorov–Smirnov and chi-square
+tests and Jensen–Shannon distances (SciPy); stability: PSI of the score and of every feature (CSI);
+bias: rates and disparities by group (fairlearn).
+
+``METRICS`` is then a ModelOp-shaped test result (:mod:`workers.domain.monitors.results`): the flat
+values above and the monitors' (``max_psi``, ``drift_share``, ``fpr_disparity``, ...), plus the lists
+``data_drift``, ``stability`` and ``bias`` of test entries. The whole result is the run's artifact
+``test_results.json`` (what a redelivered task returns), every number in it an MLflow metric.
+
 The job is recorded as an MLflow run tagged ``mlc.job=metrics`` with the model's name and version,
 and the version's tag ``mlc.last_metrics_run`` points at it. Writes ``METRICS``, ``METRICS_RUN_ID``,
 ``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data missing or malformed, no label
-column, model unknown or not loadable) is the BPMN error ``TEST_JOB_FAILED`` naming the cause; a file
+column, model unknown or not loadable, monitors asked without what they need) is the BPMN error
+``TEST_JOB_FAILED`` naming the cause; a file (test data, output or baseline)
 outside the data roots (:mod:`workers.domain.paths`) is ``PATH_NOT_ALLOWED``, nothing read or written;
 an ``OUTPUT_FILE`` that exists is ``OUTPUT_EXISTS``: a back test never overwrites a file. A local
 output appears only once the job's run is recorded.
@@ -19,9 +35,11 @@ output appears only once the job's run is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -38,6 +56,7 @@ from workers.clients.mlflow.registry import (
     ModelRegistry,
     RegistryError,
     RegistryUnavailable,
+    VersionRecord,
 )
 from workers.config import DataSettings, MlflowSettings, load
 from workers.domain.datafiles import (
@@ -49,6 +68,17 @@ from workers.domain.datafiles import (
     read_chunks,
 )
 from workers.domain.metrics import MetricsError, MetricsKind, ScoredLabels, compute_metrics, kind_of_labels
+from workers.domain.models import BASELINE_DATA_ARTIFACTS, baseline_data
+from workers.domain.monitors import (
+    BiasError,
+    MonitorData,
+    MonitorError,
+    MonitorRequest,
+    mlflow_metrics,
+    monitor_request,
+    scalars,
+    score_values,
+)
 from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.scoring import Predictor, with_predictions
 from workers.harness.outcomes import BusinessError, RetryableError
@@ -61,6 +91,7 @@ FAILED = "TEST_JOB_FAILED"
 OUTPUT_EXISTS = "OUTPUT_EXISTS"
 DEFAULT_OUTPUT_ARTIFACT = "output/scores.csv"
 LAST_RUN_TAG = "mlc.last_metrics_run"
+RESULT_ARTIFACT = "test_results.json"
 
 
 class MetricsJobInput(TaskInput):
@@ -77,7 +108,7 @@ class MetricsJobInput(TaskInput):
 
 
 class MetricsJobOutput(TaskOutput):
-    metrics: dict[str, float] = Field(alias="METRICS")
+    metrics: dict[str, Any] = Field(alias="METRICS")
     metrics_run_id: str = Field(alias="METRICS_RUN_ID")
     output_file: str = Field(alias="OUTPUT_FILE")
     rows_scored: int = Field(alias="ROWS_SCORED")
@@ -101,7 +132,7 @@ def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = 
             data = data.model_copy(update={
                 "input_file": confine(data.input_file, allowed),
                 "output_file": None if data.output_file is None else confine(data.output_file, allowed)})
-            return _run(registry, settings, data, task, chunk_rows, progress_every)
+            return _run(registry, settings, allowed, data, task, chunk_rows, progress_every)
         except PathNotAllowed as exc:
             raise BusinessError(exc.code, exc.message) from exc
         except TargetExists as exc:
@@ -116,7 +147,8 @@ def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = 
     return run_metrics_job
 
 
-def _recorded(registry: ModelRegistry, data: MetricsJobInput, task: TaskContext) -> MetricsJobOutput | None:
+def _recorded(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput,
+              task: TaskContext) -> MetricsJobOutput | None:
     """The output of this task's metrics run when an earlier delivery of the task recorded it already
     (its completion was lost: the engine restarted, the lock expired), so that no second run is made."""
     for run in registry.search_runs(f"tags.`mlc.task_id` = '{task.task_id}' and tags.`mlc.job` = 'metrics'"):
@@ -124,24 +156,58 @@ def _recorded(registry: ModelRegistry, data: MetricsJobInput, task: TaskContext)
             task.progress("metrics recorded by an earlier delivery of this task", run_id=run.run_id)
             registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run.run_id)
             output_file = data.output_file or f"runs:/{run.run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
-            return MetricsJobOutput(metrics=run.metrics, metrics_run_id=run.run_id, output_file=output_file,
+            return MetricsJobOutput(metrics=_recorded_result(run.run_id, run.metrics, settings),
+                                    metrics_run_id=run.run_id, output_file=output_file,
                                     rows_scored=int(run.params["rows"]))
     return None
 
 
-def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput, task: TaskContext,
-         chunk_rows: int, progress_every: int) -> MetricsJobOutput:
-    recorded = _recorded(registry, data, task)
+def _recorded_result(run_id: str, metrics: dict[str, float], settings: MlflowSettings) -> dict[str, Any]:
+    """The result a run recorded: its ``test_results.json``, else (a run from before monitors) its metrics."""
+    try:
+        return json.loads(artifacts.read_bytes(f"runs:/{run_id}/{RESULT_ARTIFACT}", settings))
+    except artifacts.ArtifactNotFound:
+        return metrics
+
+
+def _monitors(registry: ModelRegistry, allowed: DataSettings, data: MetricsJobInput,
+              version: VersionRecord) -> tuple[MonitorRequest, str | None]:
+    """What the version asks to monitor, and the baseline those monitors need (confined like the input)."""
+    try:
+        request = monitor_request(version.tags)
+    except MonitorError as exc:
+        raise BusinessError(FAILED, f"model {data.model_id!r} version {data.model_version}: {exc}") from exc
+    if not request.needs_baseline:
+        return request, None
+    found = baseline_data(registry, version)
+    if found is None:
+        asked = ", ".join(sorted(request.monitors & {"drift", "stability"}))
+        raise BusinessError(FAILED, (
+            f"model {data.model_id!r} version {data.model_version} asks for {asked} but has no baseline: no tag "
+            f"baseline_data and no artifact {' or '.join(BASELINE_DATA_ARTIFACTS)} in run {version.run_id}"))
+    baseline = confine(found, allowed)
+    data_format(baseline)
+    return request, baseline
+
+
+def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSettings, data: MetricsJobInput,
+         task: TaskContext, chunk_rows: int, progress_every: int) -> MetricsJobOutput:
+    recorded = _recorded(registry, settings, data, task)
     if recorded is not None:
         return recorded
     data_format(data.input_file)
+    request, baseline = _monitors(registry, allowed, data, registry.get_version(data.model_id, data.model_version))
     if data.output_file is not None:
         data_format(data.output_file)
         _refuse_existing(data.output_file)
     with ExitStack() as stack:
         model = stack.enter_context(registry.loaded_model(data.model_id, data.model_version))
         task.progress("model loaded", model=data.model_id, version=data.model_version, flavor=model.flavor)
-        scorer = _Scorer(model)
+        monitors = _monitor_data(request, model, data, baseline)
+        scorer = _Scorer(model, monitors)
+        if baseline is not None and monitors is not None:
+            _read_baseline(scorer, monitors, baseline, settings, chunk_rows)
+            task.progress("baseline read", baseline=baseline, rows=monitors.baseline.rows if monitors.baseline else 0)
         scratch = Path(stack.enter_context(scratch_dir("metrics")))
         output_path = _local_output_path(data.output_file, scratch)
         in_place = data.output_file is not None and artifacts.is_local(data.output_file)
@@ -149,7 +215,8 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
         writer = ChunkWriter(output_path, overwrite=not in_place)
         stack.push(_dropped_on_error(writer))
         for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
-                                                   required_columns=[data.label_column]), start=1):
+                                                   required_columns=[data.label_column,
+                                                                     *_protected(request)]), start=1):
             writer.write(scorer.score(chunk, data, first_row=writer.rows))
             if number % progress_every == 0:
                 task.progress("scoring", chunks=number, rows=writer.rows)
@@ -158,8 +225,11 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
         task.progress("scored", rows=rows, kind=scored.kind)
         try:
             metrics = compute_metrics(scored)
-        except MetricsError as exc:
+            result = monitors.result(scored, metrics) if monitors is not None else metrics
+        except (MetricsError, BiasError) as exc:
             raise BusinessError(FAILED, str(exc)) from exc
+        result_path = scratch / RESULT_ARTIFACT
+        result_path.write_text(json.dumps(result, indent=1))
         if not in_place:
             _close(writer)
         if data.output_file is not None and not in_place:
@@ -173,15 +243,56 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInpu
             params={"model": data.model_id, "version": data.model_version, "input_file": data.input_file,
                     "output_file": data.output_file or DEFAULT_OUTPUT_ARTIFACT, "label_column": data.label_column,
                     "rows": rows, "flavor": model.flavor, "task_kind": scored.kind},
-            metrics=metrics,
-            artifacts=None if data.output_file else {str(PurePosixPath(DEFAULT_OUTPUT_ARTIFACT).parent): output_path},
+            metrics=mlflow_metrics(result),
+            artifacts={"": result_path, **({} if data.output_file else
+                                            {str(PurePosixPath(DEFAULT_OUTPUT_ARTIFACT).parent): output_path})},
         )
         if in_place:
             _close(writer)
         output_file = data.output_file or f"runs:/{run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
         registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run_id)
-    task.progress("metrics recorded", run_id=run_id, **metrics)
-    return MetricsJobOutput(metrics=metrics, metrics_run_id=run_id, output_file=output_file, rows_scored=rows)
+    task.progress("metrics recorded", run_id=run_id, **scalars(result))
+    return MetricsJobOutput(metrics=result, metrics_run_id=run_id, output_file=output_file, rows_scored=rows)
+
+
+def _protected(request: MonitorRequest) -> Sequence[str]:
+    return request.protected_attributes if request.asks("bias") else ()
+
+
+def _monitor_data(request: MonitorRequest, model: LoadedModel, data: MetricsJobInput,
+                  baseline: str | None) -> MonitorData | None:
+    if request.monitors <= {"performance"}:
+        return None
+    names = Predictor(model).feature_names
+    return MonitorData(request, names, exclude=[data.label_column, *request.protected_attributes],
+                       baseline_uri=baseline, test_uri=data.input_file)
+
+
+def _read_baseline(scorer: _Scorer, monitors: MonitorData, baseline: str, settings: MlflowSettings,
+                   chunk_rows: int) -> None:
+    """The baseline into ``monitors``, scored with the model when stability asks for the score's PSI."""
+    required = scorer.predictor.feature_names or ()
+    for first_row, chunk in _numbered(read_chunks(baseline, settings, chunk_rows=chunk_rows,
+                                                  required_columns=required)):
+        scores = None
+        if monitors.request.asks("stability"):
+            try:
+                features = chunk.drop(columns=[name for name in monitors.exclude if name in chunk.columns])
+                predictions, probabilities = scorer.predictor.predict(scorer.predictor.features(features))
+            except Exception as exc:  # models raise anything on data they cannot take
+                model = scorer.predictor.model
+                raise BusinessError(FAILED, (
+                    f"model {model.name!r} version {model.version} failed to score rows {first_row + 1} to "
+                    f"{first_row + len(chunk)} of the baseline {baseline}: {type(exc).__name__}: {exc}")) from exc
+            scores = score_values(predictions, probabilities)
+        monitors.add_baseline(chunk, scores)
+
+
+def _numbered(chunks: Iterator[pd.DataFrame]) -> Iterator[tuple[int, pd.DataFrame]]:
+    first_row = 0
+    for chunk in chunks:
+        yield first_row, chunk
+        first_row += len(chunk)
 
 
 def _refuse_existing(output_file: str) -> None:
@@ -244,10 +355,11 @@ def _run_tags(data: MetricsJobInput, task: TaskContext) -> dict[str, str]:
 class _Scorer:
     """Scores chunks with the model, keeping only labels, predictions and scores for the metrics."""
 
-    def __init__(self, model: LoadedModel) -> None:
+    def __init__(self, model: LoadedModel, monitors: MonitorData | None = None) -> None:
         from sklearn.base import is_classifier, is_regressor
 
         self.predictor = Predictor(model)
+        self.monitors = monitors
         self._labels: list[np.ndarray] = []
         self._predictions: list[np.ndarray] = []
         self._scores: list[np.ndarray] = []
@@ -272,6 +384,8 @@ class _Scorer:
             raise BusinessError(FAILED, (
                 f"model {data.model_id!r} version {data.model_version} failed to score rows {first_row + 1} to "
                 f"{first_row + len(chunk)} of {data.input_file}: {type(exc).__name__}: {exc}")) from exc
+        if self.monitors is not None:
+            self.monitors.add(chunk)
         self._labels.append(labels.to_numpy())
         self._predictions.append(predictions)
         if scores is not None:

@@ -43,6 +43,8 @@ __all__ = [
 DEPLOYED_ALIAS = "deployed"
 """The registered-model alias naming the version in service."""
 
+_METRICS_PER_BATCH = 1000  # MLflow's limit of metrics in one log_batch call
+
 T = TypeVar("T")
 
 # Defaults for MLflow's own environment variables, applied unless the operator set them. Its HTTP
@@ -284,7 +286,8 @@ class ModelRegistry:
     ) -> str:
         """Record a finished job as an MLflow run of ``experiment`` (default: the settings'); returns its id.
 
-        ``artifacts`` maps a folder of the run's artifacts to a local file logged into it.
+        ``artifacts`` maps a folder of the run's artifacts (``""``: the root) to a local file logged into it;
+        metrics go in batches of the most MLflow takes in one call.
         """
         from mlflow.entities import Metric, Param, RunTag
 
@@ -297,12 +300,15 @@ class ModelRegistry:
         try:
             self._call(lambda: self._client.log_batch(
                 run_id,
-                metrics=[Metric(key, float(value), now, 0) for key, value in metrics.items()],
                 params=[Param(key, str(value)[:6000]) for key, value in params.items()],
                 tags=[RunTag(key, value) for key, value in tags.items()],
             ), f"run {run_id}")
+            logged = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+            for start in range(0, len(logged), _METRICS_PER_BATCH):
+                self._call(lambda batch=logged[start:start + _METRICS_PER_BATCH]: self._client.log_batch(
+                    run_id, metrics=batch), f"run {run_id}")
             for folder, local_path in (artifacts or {}).items():
-                self._call(lambda path=local_path, to=folder: self._client.log_artifact(run_id, str(path), to),
+                self._call(lambda path=local_path, to=folder: self._client.log_artifact(run_id, str(path), to or None),
                            f"run {run_id}")
         except RegistryError:
             self._call(lambda: self._client.set_terminated(run_id, "FAILED"), f"run {run_id}")

@@ -1,7 +1,12 @@
 """A sample model to try the processes on: a breast-cancer classifier registered in MLflow the way the
-domain expects a model to be (service tag, test data, test criteria, ``deployed`` alias).
+domain expects a model to be (service tag, test data, test criteria, ``deployed`` alias), with every
+monitor of the metrics job asked for (:mod:`workers.domain.monitors`).
 
-The data set ships with scikit-learn, so nothing is downloaded.
+The data set ships with scikit-learn, so nothing is downloaded. Its files carry a synthetic
+``patient_group`` (two clinics, drawn at random, which the model does not read) as the protected
+attribute bias is measured on, and the training data is logged as the baseline. The drifted data is
+the test data with :data:`DRIFTED_FEATURES` shifted by one training standard deviation, as a changed
+imaging device might: drift and stability flag them, and the criteria fail it on its PSI.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, VersionRecord
 from workers.config import MlflowSettings
@@ -19,6 +25,10 @@ from workers.harness.scratch import scratch_dir
 __all__ = ["SampleModel", "register_sample_model", "sample_criteria", "sample_training_project"]
 
 LABEL_COLUMN = "label"
+GROUP_COLUMN = "patient_group"
+MONITORS = "performance,drift,stability,bias"
+DRIFTED_FEATURES = tuple(f"{kind} {feature}" for kind in ("mean", "worst")
+                         for feature in ("texture", "smoothness", "compactness", "symmetry", "fractal dimension"))
 
 
 @dataclass(frozen=True)
@@ -32,7 +42,8 @@ class SampleModel:
 
 
 def sample_criteria() -> bytes:
-    """The packaged test criteria (``workers/fleet/sample/test_criteria.dmn``): AUC at least 0.7, F1 at least 0.6."""
+    """The packaged test criteria (``workers/fleet/sample/test_criteria.dmn``): AUC at least 0.7, F1 at least 0.6,
+    PSI at most 0.25 and at most 30 % of the features drifted, disparities (where computed) within 0.8–1.25."""
     return resources.files("workers.fleet.sample").joinpath("test_criteria.dmn").read_bytes()
 
 
@@ -61,6 +72,7 @@ def register_sample_model(
 
     import mlflow
     import mlflow.sklearn
+    import numpy as np
     from mlflow.models import infer_signature
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
@@ -72,11 +84,20 @@ def register_sample_model(
     x_train, x_test, y_train, y_test = train_test_split(features, labels, test_size=0.3, random_state=7,
                                                         stratify=labels)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(x_train, y_train)
-    test_data = x_test.assign(**{LABEL_COLUMN: y_test.to_numpy()})
-    drifted_data = x_test.assign(**{LABEL_COLUMN: 1 - y_test.to_numpy()})
+    groups = np.random.default_rng(5).choice(["clinic north", "clinic south"], size=len(features), p=[0.55, 0.45])
+    group_of = dict(zip(features.index, groups, strict=True))
+
+    def labelled(frame: Any, labels: Any) -> Any:
+        return frame.assign(**{GROUP_COLUMN: frame.index.map(group_of), LABEL_COLUMN: labels.to_numpy()})
+
+    train_data = labelled(x_train, y_train)
+    test_data = labelled(x_test, y_test)
+    shifted = {name: x_test[name] + x_train[name].std() for name in DRIFTED_FEATURES}
+    drifted_data = labelled(x_test.assign(**shifted), y_test)
 
     with scratch_dir("sample") as directory, _global_tracking_uri(settings.tracking_uri):
         folder = Path(directory)
+        train_data.to_csv(folder / "train_data.csv", index=False)
         test_data.to_csv(folder / "test_data.csv", index=False)
         drifted_data.to_csv(folder / "drifted_data.csv", index=False)
         (folder / "test_criteria.dmn").write_bytes(sample_criteria())
@@ -88,7 +109,7 @@ def register_sample_model(
                 signature=infer_signature(x_test, pipeline.predict(x_test)), input_example=x_test.head(3),
                 # explicit: inferring them runs the model in a subprocess, seconds per call
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
-            for file_name in ("test_data.csv", "drifted_data.csv", "test_criteria.dmn"):
+            for file_name in ("train_data.csv", "test_data.csv", "drifted_data.csv", "test_criteria.dmn"):
                 mlflow.log_artifact(str(folder / file_name), artifact_path="mlc")
     version = str(info.registered_model_version)
     run_id = run.info.run_id
@@ -97,6 +118,8 @@ def register_sample_model(
     registry.set_version_tag(name, version, "test_data", f"runs:/{run_id}/mlc/test_data.csv")
     registry.set_version_tag(name, version, "test_criteria", f"runs:/{run_id}/mlc/test_criteria.dmn")
     registry.set_version_tag(name, version, "label_column", LABEL_COLUMN)
+    registry.set_version_tag(name, version, "monitors", MONITORS)
+    registry.set_version_tag(name, version, "protected_attributes", GROUP_COLUMN)
     registry.set_alias(name, DEPLOYED_ALIAS, version)
     return _sample(registry.get_version(name, version))
 
