@@ -2,7 +2,8 @@
 
 Run as an MLflow Project (``MLFLOW_RUN_ID`` names the run MLflow created for the job). The new
 version carries its own test data (``test_data``, ``label_column`` tags), so the deploy process tests
-what this run held out.
+what this run held out, and its training data as the monitors' baseline (``mlc/train_data.csv``), both
+with the sample's protected attribute ``patient_group``, drawn as the sample draws it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.datasets import load_breast_cancer
@@ -34,12 +36,16 @@ def main() -> None:
                                                         random_state=11, stratify=labels)
     pipeline = make_pipeline(StandardScaler(), LogisticRegression(C=args.regularization, max_iter=1_000))
     pipeline.fit(x_train, y_train)
+    groups = np.random.default_rng(5).choice(["clinic north", "clinic south"], size=len(features), p=[0.55, 0.45])
+    group_of = dict(zip(features.index, groups, strict=True))
     with mlflow.start_run() as run, tempfile.TemporaryDirectory() as directory:
         mlflow.log_params({"train_rows": len(x_train)})
         mlflow.log_metric("train_accuracy", float(pipeline.score(x_train, y_train)))
-        test_file = Path(directory) / "test_data.csv"
-        x_test.assign(label=y_test.to_numpy()).to_csv(test_file, index=False)
-        mlflow.log_artifact(str(test_file), artifact_path="mlc")
+        for name, frame, frame_labels in (("train_data", x_train, y_train), ("test_data", x_test, y_test)):
+            data_file = Path(directory) / f"{name}.csv"
+            frame.assign(patient_group=frame.index.map(group_of), label=frame_labels.to_numpy()).to_csv(
+                data_file, index=False)
+            mlflow.log_artifact(str(data_file), artifact_path="mlc")
         info = mlflow.sklearn.log_model(
             pipeline, name="model", registered_model_name=args.model_name,
             signature=infer_signature(x_test, pipeline.predict(x_test)), input_example=x_test.head(3),
