@@ -82,8 +82,9 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     return found.experiment_id if found else client.create_experiment(name)
 
 
-def register_saved_model(settings: MlflowSettings, save: Any, name: str) -> str:
-    """Save a model with ``save(path)`` (no tracking server needed), log it to a run, register it; its version."""
+def register_saved_model(settings: MlflowSettings, save: Any, name: str, *, new: bool = True) -> str:
+    """Save a model with ``save(path)`` (no tracking server needed), log it to a run, register it (as a new
+    model, or a new version of ``name`` when not ``new``); its version."""
     import tempfile
 
     client = MlflowClient(settings.tracking_uri)
@@ -91,7 +92,8 @@ def register_saved_model(settings: MlflowSettings, save: Any, name: str) -> str:
     with tempfile.TemporaryDirectory() as directory:
         save(str(Path(directory) / "model"))
         client.log_artifacts(run_id, str(Path(directory) / "model"), "model")
-    client.create_registered_model(name)
+    if new:
+        client.create_registered_model(name)
     return str(client.create_model_version(name, source=f"runs:/{run_id}/model", run_id=run_id).version)
 
 
@@ -244,6 +246,57 @@ def test_one_class_only_has_no_auc(run_job, sample, local_data, tmp_path):
     output = run_job(job(SAMPLE, sample.version, benign), task())
     assert output.metrics["auc"] == NOT_COMPUTED
     assert output.metrics["recall"] > 0.9
+
+
+# -- champion/challenger --------------------------------------------------------------------------
+
+
+def test_the_champion_is_scored_on_the_same_data_and_the_deltas_join_the_result(mlflow_settings, run_job,
+                                                                               local_data, engine):
+    import mlflow.sklearn
+    from sklearn.dummy import DummyClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    data = pd.read_csv(local_data["test"])
+    features, labels = data.drop(columns=["label", "patient_group"]), data["label"]
+    good = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(features, labels)
+    worse = DummyClassifier(strategy="prior").fit(features, labels)
+    name = f"metrics-tests-champion-{uuid.uuid4().hex[:6]}"
+    champion = register_saved_model(mlflow_settings, lambda path: mlflow.sklearn.save_model(
+        good, path, pip_requirements=[]), name)
+    candidate = register_saved_model(mlflow_settings, lambda path: mlflow.sklearn.save_model(
+        worse, path, pip_requirements=[]), name, new=False)
+    log = ProgressLog()
+    metrics = run_job(job(name, candidate, local_data["test"], CHAMPION_VERSION=champion), task(log)).metrics
+    assert metrics["champion_version"] == champion
+    assert metrics["auc"] == 0.5 and metrics["champion_auc"] > 0.95
+    assert metrics["auc_delta"] == pytest.approx(metrics["auc"] - metrics["champion_auc"])
+    assert metrics["accuracy_delta"] < 0
+    [entry] = metrics["comparison"]
+    assert entry["values"]["auc"] == {"candidate": 0.5, "champion": metrics["champion_auc"],
+                                      "delta": metrics["auc_delta"]}
+    loaded = {"progress": True, "model": name, "version": champion, "flavor": "sklearn"}
+    assert ("champion loaded", loaded) in log.events
+
+    from workers.domain.decisions import evaluate_dmn
+    from workers.fleet.sample.model import sample_comparator
+
+    judged = evaluate_dmn(sample_comparator(), metrics, engine)
+    assert judged.passed is False
+    assert judged.message.startswith(f"AUC {metrics['auc_delta']:.4f} against the champion's")
+
+
+def test_no_champion_or_the_candidate_itself_adds_no_comparison(run_job, sample, local_data):
+    for champion in (None, sample.version):
+        metrics = run_job(job(SAMPLE, sample.version, local_data["test"], CHAMPION_VERSION=champion), task()).metrics
+        assert "comparison" not in metrics and "auc_delta" not in metrics
+
+
+def test_a_champion_that_cannot_be_loaded_fails_the_job(run_job, sample, local_data):
+    message = job_failure(run_job, job(SAMPLE, sample.version, local_data["test"], CHAMPION_VERSION="999"))
+    assert "the champion, version 999 in service, cannot be scored beside the candidate" in message
 
 
 # -- monitors asked by tags ------------------------------------------------------------------------

@@ -39,6 +39,22 @@ def test_inspect_reads_flags_stage_assets_and_changes(mlflow_settings, versions)
     assert "description: (none) -> retrained" in output.changes
 
 
+def test_inspect_names_the_champion_in_service_at_the_version_s_stage_and_its_comparator(mlflow_settings, versions):
+    sample, submitted_to_sit = versions
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    v1 = client.get_model_version(sample.name, sample.version)
+    at_dev = client.create_model_version(sample.name, v1.source, run_id=v1.run_id, model_id=v1.source.split("/")[-1],
+                                         tags={"run_test": "true"}).version
+    handler = inspect_model_version.make_handler(mlflow_settings)
+    dev = handler(inspect_model_version.InspectInput(MODEL_ID=sample.name, MODEL_VERSION=at_dev), task())
+    sit = handler(inspect_model_version.InspectInput(MODEL_ID=sample.name, MODEL_VERSION=submitted_to_sit), task())
+    champion = handler(inspect_model_version.InspectInput(MODEL_ID=sample.name, MODEL_VERSION=sample.version), task())
+    assert dev.champion_version == str(sample.version)
+    assert dev.comparator_file == v1.tags["comparator"] and dev.comparator_file.endswith("mlc/comparator.dmn")
+    assert sit.champion_version is None  # nothing in service at SIT
+    assert champion.champion_version is None  # the champion is not its own challenger
+
+
 def test_inspect_of_the_version_in_service_has_no_previous(mlflow_settings, versions):
     sample, _ = versions
     output = inspect_model_version.make_handler(mlflow_settings)(

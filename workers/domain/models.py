@@ -1,10 +1,11 @@
 """A registered model as the processes see it: what a reviewer reads about a version, what a version
 names for testing it, and how the registry's errors end a task.
 
-A version names its test files by tags (``test_data``, ``test_criteria``, ``label_column``); without a
-tag, by artifacts of the run that produced it: ``mlc/test_data.csv`` or ``mlc/test_data.parquet``, and
-``mlc/test_criteria.dmn``. The baseline that drift and stability monitors compare with is the tag
-``baseline_data``, else the training data the run logged: ``mlc/train_data.csv`` or ``mlc/train_data.parquet``.
+A version names its test files by tags (``test_data``, ``test_criteria``, ``label_column``,
+``comparator``); without a tag, by artifacts of the run that produced it: ``mlc/test_data.csv`` or
+``mlc/test_data.parquet``, ``mlc/test_criteria.dmn`` and ``mlc/comparator.dmn``. The baseline that
+drift and stability monitors compare with is the tag ``baseline_data``, else the training data the
+run logged: ``mlc/train_data.csv`` or ``mlc/train_data.parquet``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from workers.harness.outcomes import BusinessError, RetryableError
 
 __all__ = [
     "BASELINE_DATA_ARTIFACTS",
+    "COMPARATOR_ARTIFACT",
     "DEFAULT_LABEL_COLUMN",
     "TEST_CRITERIA_ARTIFACT",
     "TEST_DATA_ARTIFACTS",
@@ -39,18 +41,21 @@ __all__ = [
 DEFAULT_LABEL_COLUMN = "label"
 TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
 TEST_CRITERIA_ARTIFACT = "mlc/test_criteria.dmn"
+COMPARATOR_ARTIFACT = "mlc/comparator.dmn"
 BASELINE_DATA_ARTIFACTS = ("mlc/train_data.csv", "mlc/train_data.parquet")
 
 
 @dataclass(frozen=True)
 class TestAssets:
-    """What a version names for testing it: labelled data, criteria (DMN), the label column."""
+    """What a version names for testing it: labelled data, criteria (DMN), the label column, and the
+    comparator (DMN) that judges it against the champion."""
 
     __test__ = False  # not a pytest test class, despite its name
 
     test_data: str | None
     dmn_file: str | None
     label_column: str
+    comparator: str | None = None
 
 
 def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
@@ -60,6 +65,7 @@ def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
         test_data=version.tags.get("test_data") or run_files.first(TEST_DATA_ARTIFACTS),
         dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
         label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
+        comparator=version.tags.get("comparator") or run_files.first((COMPARATOR_ARTIFACT,)),
     )
 
 

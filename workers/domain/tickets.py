@@ -35,6 +35,7 @@ class TicketInput(TaskInput):
     metrics: dict[str, Any] | None = Field(None, alias="METRICS")
     test_details: list[dict[str, Any]] | None = Field(None, alias="TEST_RESULT_DETAILS")
     changes: str | None = Field(None, alias="CHANGES")
+    comparison: str | None = Field(None, alias="COMPARISON_MESSAGE")
 
 
 def status_name(fields: Mapping[str, Any]) -> str:
@@ -78,6 +79,8 @@ def describe(data: TicketInput, process: str | None, instance_id: str | None, co
     for row in data.test_details or []:
         if row.get("passes") is False:
             lines.append(f"Failed criterion ({row.get('category') or 'test'}): {row.get('reason')}")
+    if data.comparison:
+        lines.append(f"Champion/challenger: {data.comparison}")
     if data.changes:
         lines.append(f"Changes: {data.changes}")
     scalars = {name: value for name, value in (data.metrics or {}).items()

@@ -5,7 +5,10 @@ Reads ``MODEL_ID`` and ``MODEL_VERSION``. Writes the version's flags (version ta
 ``MODEL_STAGE`` (version tag ``stage``, else ``DEV``), ``PROMOTE_TO`` (version tag ``promote_to``:
 the last stage to promote through, if any), its test assets (``INPUT_FILE``, ``HAS_TEST_DATA``,
 ``DMN_FILE``, ``HAS_DMN``, ``LABEL_COLUMN``), ``MODEL_DETAILS``, ``PREVIOUS_VERSION`` (the version in
-service now, if another) with ``CHANGES``, a summary of what differs from it, for the reviewer, and
+service now, if another) with ``CHANGES``, a summary of what differs from it, for the reviewer,
+``CHAMPION_VERSION`` (the version in service at the version's stage, alias ``deployed-<stage>``, if
+another: the metrics job compares the two) with ``COMPARATOR_FILE`` (version tag ``comparator``, else
+the run's ``mlc/comparator.dmn``: the DMN that judges the comparison), and
 ``TRAINED_BY_PROCESS``: the process instance whose training job registered the version, if one did
 (that process continues with it; a process started for it by its creation event ends at once).
 """
@@ -19,6 +22,7 @@ from pydantic import Field
 
 from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelRegistry, ResourceNotFound, VersionRecord
 from workers.config import MlflowSettings, load
+from workers.domain.deployments import stage_alias
 from workers.domain.models import model_details, registry_outcomes, test_assets
 from workers.domain.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
@@ -47,6 +51,8 @@ class InspectOutput(TaskOutput):
     has_dmn: bool = Field(alias="HAS_DMN")
     label_column: str = Field(alias="LABEL_COLUMN")
     previous_version: str | None = Field(alias="PREVIOUS_VERSION")
+    champion_version: str | None = Field(alias="CHAMPION_VERSION")
+    comparator_file: str | None = Field(alias="COMPARATOR_FILE")
     changes: str = Field(alias="CHANGES")
     trained_by_process: str | None = Field(alias="TRAINED_BY_PROCESS")
 
@@ -97,13 +103,15 @@ def make_handler(settings: MlflowSettings) -> Handler:
             previous = (registry.get_version(model.name, deployed)
                         if deployed is not None and str(deployed) != version.version else None)
             trained_by = _training_process(registry, version)
+        stage = (version.tags.get("stage") or DEFAULT_STAGE).upper()
+        champion = model.aliases.get(stage_alias(stage))
         return InspectOutput(
             model_details=model_details(model, version),
             flag_train=flag(version.tags, "train"),
             flag_run_test=flag(version.tags, "run_test"),
             flag_jira=flag(version.tags, "jira"),
             service_tag=model.service,
-            model_stage=(version.tags.get("stage") or DEFAULT_STAGE).upper(),
+            model_stage=stage,
             promote_to=version.tags.get("promote_to", "").strip().upper() or None,
             input_file=assets.test_data,
             has_test_data=assets.test_data is not None,
@@ -111,6 +119,8 @@ def make_handler(settings: MlflowSettings) -> Handler:
             has_dmn=assets.dmn_file is not None,
             label_column=assets.label_column,
             previous_version=previous.version if previous else None,
+            champion_version=str(champion) if champion is not None and str(champion) != version.version else None,
+            comparator_file=assets.comparator,
             changes=changes_between(previous, version),
             trained_by_process=trained_by,
         )

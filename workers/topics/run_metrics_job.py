@@ -1,7 +1,9 @@
 """Topic ``run-metrics-job``: score labelled data with a model version and compute its metrics.
 
 Reads ``MODEL_ID``, ``MODEL_VERSION``, ``INPUT_FILE`` (labelled CSV or Parquet), optional
-``OUTPUT_FILE`` and ``LABEL_COLUMN`` (default ``label``). Scores the file chunk by chunk, keeping
+``OUTPUT_FILE``, ``LABEL_COLUMN`` (default ``label``) and ``CHAMPION_VERSION`` (the version in service
+to compare with: scored on the same chunks, its metrics and the deltas join the result, see
+:mod:`workers.domain.monitors.comparison`). Scores the file chunk by chunk, keeping
 only labels and scores in memory, and writes the input columns plus ``prediction`` (and ``score``, the
 positive class probability of a binary classifier) to ``OUTPUT_FILE``, or, without one, to the
 artifact ``output/scores.csv`` of the job's run. Metrics come from scikit-learn: ``auc`` (-99 when
@@ -74,6 +76,7 @@ from workers.domain.monitors import (
     MonitorData,
     MonitorError,
     MonitorRequest,
+    champion_comparison,
     mlflow_metrics,
     monitor_request,
     scalars,
@@ -100,8 +103,9 @@ class MetricsJobInput(TaskInput):
     input_file: str = Field(alias="INPUT_FILE", min_length=1)
     output_file: str | None = Field(None, alias="OUTPUT_FILE")
     label_column: str = Field("label", alias="LABEL_COLUMN", min_length=1)
+    champion_version: str | None = Field(None, alias="CHAMPION_VERSION")
 
-    @field_validator("output_file")
+    @field_validator("output_file", "champion_version")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -205,6 +209,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         task.progress("model loaded", model=data.model_id, version=data.model_version, flavor=model.flavor)
         monitors = _monitor_data(request, model, data, baseline)
         scorer = _Scorer(model, monitors)
+        champion = _champion(stack, registry, data, task)
         if baseline is not None and monitors is not None:
             _read_baseline(scorer, monitors, baseline, settings, chunk_rows)
             task.progress("baseline read", baseline=baseline, rows=monitors.baseline.rows if monitors.baseline else 0)
@@ -217,6 +222,9 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
                                                    required_columns=[data.label_column,
                                                                      *_protected(request)]), start=1):
+            if champion is not None:
+                champion.score(chunk, data.model_copy(update={"model_version": data.champion_version}),
+                               first_row=writer.rows)
             writer.write(scorer.score(chunk, data, first_row=writer.rows))
             if number % progress_every == 0:
                 task.progress("scoring", chunks=number, rows=writer.rows)
@@ -226,6 +234,9 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         try:
             metrics = compute_metrics(scored)
             result = monitors.result(scored, metrics) if monitors is not None else metrics
+            if champion is not None and data.champion_version is not None:
+                compared = champion_comparison(metrics, compute_metrics(champion.results()), data.champion_version)
+                result = {**result, **compared.flat, compared.section: compared.entries}
         except (MetricsError, BiasError) as exc:
             raise BusinessError(FAILED, str(exc)) from exc
         result_path = scratch / RESULT_ARTIFACT
@@ -253,6 +264,19 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run_id)
     task.progress("metrics recorded", run_id=run_id, **scalars(result))
     return MetricsJobOutput(metrics=result, metrics_run_id=run_id, output_file=output_file, rows_scored=rows)
+
+
+def _champion(stack: ExitStack, registry: ModelRegistry, data: MetricsJobInput, task: TaskContext) -> _Scorer | None:
+    """A scorer of the champion, the version in service ``CHAMPION_VERSION`` names, when it is another version."""
+    if data.champion_version is None or data.champion_version == data.model_version:
+        return None
+    try:
+        model = stack.enter_context(registry.loaded_model(data.model_id, data.champion_version))
+    except (ModelNotFound, ModelNotLoadable) as exc:
+        raise BusinessError(FAILED, f"the champion, version {data.champion_version} in service, cannot be "
+                                    f"scored beside the candidate: {exc.message}") from exc
+    task.progress("champion loaded", model=data.model_id, version=data.champion_version, flavor=model.flavor)
+    return _Scorer(model)
 
 
 def _protected(request: MonitorRequest) -> Sequence[str]:

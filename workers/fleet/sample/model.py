@@ -20,11 +20,14 @@ from typing import Any
 
 from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelNotFound, ModelRegistry, VersionRecord
 from workers.config import MlflowSettings
+from workers.domain.deployments import stage_alias
 from workers.harness.scratch import scratch_dir
 
 __all__ = ["SampleModel", "register_sample_model", "sample_criteria", "sample_training_project"]
 
 LABEL_COLUMN = "label"
+SAMPLE_STAGE = "DEV"
+"""The stage the sample is in service at (aliases ``deployed`` and ``deployed-dev``): the champion of new versions."""
 GROUP_COLUMN = "patient_group"
 MONITORS = "performance,drift,stability,bias"
 DRIFTED_FEATURES = tuple(f"{kind} {feature}" for kind in ("mean", "worst")
@@ -44,7 +47,17 @@ class SampleModel:
 def sample_criteria() -> bytes:
     """The packaged test criteria (``workers/fleet/sample/test_criteria.dmn``): AUC at least 0.7, F1 at least 0.6,
     PSI at most 0.25 and at most 30 % of the features drifted, disparities (where computed) within 0.8–1.25."""
-    return resources.files("workers.fleet.sample").joinpath("test_criteria.dmn").read_bytes()
+    return _packaged("test_criteria.dmn")
+
+
+def sample_comparator() -> bytes:
+    """The packaged champion/challenger comparator (``workers/fleet/sample/comparator.dmn``): the candidate
+    may not be more than 0.02 of AUC or 0.05 of F1 score below the champion."""
+    return _packaged("comparator.dmn")
+
+
+def _packaged(name: str) -> bytes:
+    return resources.files("workers.fleet.sample").joinpath(name).read_bytes()
 
 
 def sample_training_project() -> str:
@@ -101,6 +114,7 @@ def register_sample_model(
         test_data.to_csv(folder / "test_data.csv", index=False)
         drifted_data.to_csv(folder / "drifted_data.csv", index=False)
         (folder / "test_criteria.dmn").write_bytes(sample_criteria())
+        (folder / "comparator.dmn").write_bytes(sample_comparator())
         with mlflow.start_run(experiment_id=registry.experiment_id(), run_name=f"train {name}",
                               tags={"mlc.job": "train-sample"}) as run:
             mlflow.log_params({"model": "StandardScaler + LogisticRegression", "train_rows": len(x_train)})
@@ -109,7 +123,8 @@ def register_sample_model(
                 signature=infer_signature(x_test, pipeline.predict(x_test)), input_example=x_test.head(3),
                 # explicit: inferring them runs the model in a subprocess, seconds per call
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
-            for file_name in ("train_data.csv", "test_data.csv", "drifted_data.csv", "test_criteria.dmn"):
+            for file_name in ("train_data.csv", "test_data.csv", "drifted_data.csv", "test_criteria.dmn",
+                              "comparator.dmn"):
                 mlflow.log_artifact(str(folder / file_name), artifact_path="mlc")
     version = str(info.registered_model_version)
     run_id = run.info.run_id
@@ -117,9 +132,11 @@ def register_sample_model(
     registry.set_model_tag(name, "training_project", sample_training_project())
     registry.set_version_tag(name, version, "test_data", f"runs:/{run_id}/mlc/test_data.csv")
     registry.set_version_tag(name, version, "test_criteria", f"runs:/{run_id}/mlc/test_criteria.dmn")
+    registry.set_version_tag(name, version, "comparator", f"runs:/{run_id}/mlc/comparator.dmn")
     registry.set_version_tag(name, version, "label_column", LABEL_COLUMN)
     registry.set_version_tag(name, version, "monitors", MONITORS)
     registry.set_version_tag(name, version, "protected_attributes", GROUP_COLUMN)
+    registry.set_alias(name, stage_alias(SAMPLE_STAGE), version)
     registry.set_alias(name, DEPLOYED_ALIAS, version)
     return _sample(registry.get_version(name, version))
 
