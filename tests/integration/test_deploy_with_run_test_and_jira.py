@@ -11,6 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from devservers.jira import JiraDevServer
+from tests.conftest import FIXTURES
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
 from workers.clients.mlserver import MlserverClient, pandas_inputs
 from workers.config import BridgeSettings, MlflowSettings
@@ -68,7 +69,7 @@ def sample(mlflow_settings: MlflowSettings):
 def new_version(mlflow_settings: MlflowSettings, sample, **tags: str) -> str:
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     first = client.get_model_version(sample.name, sample.version)
-    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes") if key in first.tags}
+    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes", "comparator") if key in first.tags}
     return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags={**monitors, **tags},
                                        model_id=first.source.removeprefix("models:/")).version
 
@@ -98,6 +99,10 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     assert "auc=" in description and "Changes:" in description and f"version {version}" in description
     assert "max_psi=" in description and "selection_rate_disparity=" in description  # the monitors ran
     assert "data_drift" not in description and "test_name" not in description  # their tables are not dumped
+    champion = MlflowClient(tracking_uri=mlflow_settings.tracking_uri).get_registered_model(sample.name).aliases[
+        "deployed-dev"]
+    assert f"Champion/challenger: compared with the champion, version {champion}: passed: AUC" in description
+    assert "champion_auc=" in description and "auc_delta=" in description
     resolve(engine, jira, review["key"], "Done")  # the reviewer approves; Jira's webhook resumes the process
 
     entry = finished_instance(engine, instance["id"], timeout_s=180)
@@ -214,3 +219,28 @@ def test_a_missed_webhook_is_covered_by_the_slow_poll(engine, workers, jira):
     entry = finished_instance(engine, instance["id"], timeout_s=60)
     assert entry["endActivityId"] == "ticket-decided"
     assert variables_of(engine, instance["id"])["JIRA_STATUS"] == "Done"
+
+
+# last: the rejection it leaves waiting would be the first rejection ticket of the tests above
+
+
+def test_a_candidate_the_comparator_finds_no_better_than_the_champion_is_rejected(engine, workers, jira, sample,
+                                                                                 mlflow_settings, tmp_path):
+    comparator = tmp_path / "comparator-needs-gain.dmn"
+    comparator.write_bytes((FIXTURES / "dmn" / "comparator-needs-gain.dmn").read_bytes())
+    version = new_version(mlflow_settings, sample, run_test="true", comparator=str(comparator))
+    instance = submit_model_version(engine, sample.name, version)
+    rejection = ticket(jira, sample.name, "rejection", count=len(rejections(jira, sample.name)) + 1)
+    assert rejection["fields"]["summary"] == f"Rejected: {sample.name} version {version}"
+    description = json.dumps(rejection["fields"]["description"])
+    assert "the candidate may not replace the champion: compared with the champion, version" in description
+    assert "no AUC gain of 0.01 over the champion" in description
+    process = {name: value["value"] for name, value in engine.get(f"/process-instance/{instance['id']}/variables",
+                                                                   deserializeValues="false").items()}
+    assert process["COMPARISON_RESULT"] is False and process["TEST_RESULT"] is True
+    assert "no AUC gain" not in process["TEST_RESULT_MESSAGE"]  # the comparator's own outputs stayed local
+
+
+def rejections(jira: JiraDevServer, model: str) -> list[dict]:
+    return [i for i in jira.issues() if f"model-{model}" in i["fields"]["labels"]
+            and "mlc-rejection" in i["fields"]["labels"]]
