@@ -67,6 +67,7 @@ def make_handler(mlflow_settings: MlflowSettings) -> Handler:
 
     def find_rollback_target(data: FindRollbackTargetInput, task: TaskContext) -> FindRollbackTargetOutput:
         try:
+            registry.get_model(data.model_id)
             records = deployments_of(registry, data.model_id)
             plan = _plan(records, data)
             registry.get_version(data.model_id, plan.target)
@@ -128,7 +129,7 @@ def _plan(records: list[DeploymentRecord], data: FindRollbackTargetInput) -> _Pl
         raise _impossible(f"{wanted} of model {model!r} was never in service on {runtimes} before the one there now")
     target = candidates[0][1]
     kept = [(current, version) for current, version in candidates if version == target]
-    return _Plan(target=target, current=kept[0][0].version, runtimes=[current.runtime for current, _ in kept],
+    return _Plan(target=target, current=kept[0][0].version, runtimes=sorted(current.runtime for current, _ in kept),
                  stage=kept[0][0].stage)
 
 
