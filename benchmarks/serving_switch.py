@@ -130,6 +130,13 @@ class Result:
         return json.dumps(asdict(self))
 
 
+class _StderrLog:
+    """The switch's progress lines, on stderr: stdout holds only the result line."""
+
+    def info(self, message: str, **values: Any) -> None:
+        print(message, json.dumps(values, default=str), file=sys.stderr)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -180,7 +187,7 @@ def run_benchmark(options: Options) -> Result:
             served = served_name("serving-switch-bench")
             task = TaskContext(task_id="bench", topic="record-deployments", process_instance_id="bench",
                                process_definition_key="bench", activity_id="bench", business_key=None,
-                               retries=None, worker_id="bench")
+                               retries=None, worker_id="bench", log=_StderrLog())
             client = MlserverClient(endpoint)
 
             def switch_to(version: str) -> float:

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from benchmarks import batch_memory
+from benchmarks import batch_memory, serving_switch
 from benchmarks.throughput import Options, result_line, run_benchmark
 from workers.config import EngineSettings
 
@@ -44,3 +44,11 @@ def test_batch_memory_scores_every_generated_row(tmp_path) -> None:
             "whole_load_peak_rss_mb"} <= set(line)
     assert all(line[key] > 0 for key in ("rows_per_s", "input_mb", "peak_rss_mb", "tracemalloc_peak_mb",
                                          "whole_frame_mb", "whole_load_peak_rss_mb"))
+
+
+def test_serving_switch_counts_every_answer_of_the_stable_endpoint() -> None:
+    result = serving_switch.run_benchmark(serving_switch.Options(clients=1, settle_s=0.3))
+
+    assert result.requests > 0 and set(result.versions_answered) <= {"1", "2"}
+    line = json.loads(result.line())
+    assert {"switch_seconds", "rollback_seconds", "failed_requests", "failed_during_switches"} <= set(line)
