@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from benchmarks import batch_memory
+from benchmarks import batch_memory, serving_switch
 from benchmarks.throughput import Options, result_line, run_benchmark
 from workers.config import EngineSettings
 
@@ -53,3 +53,12 @@ def test_metrics_job_benchmark_runs_every_monitor(tmp_path) -> None:
 
     assert result.rows == 3_000 and result.drifted_features == 10
     assert {"rows", "seconds", "peak_rss_mb", "max_psi", "selection_rate_disparity"} <= set(json.loads(result.line()))
+
+
+
+def test_serving_switch_counts_every_answer_of_the_stable_endpoint() -> None:
+    result = serving_switch.run_benchmark(serving_switch.Options(clients=1, settle_s=0.3))
+
+    assert result.requests > 0 and set(result.versions_answered) <= {"1", "2"}
+    line = json.loads(result.line())
+    assert {"switch_seconds", "rollback_seconds", "failed_requests", "failed_during_switches"} <= set(line)

@@ -98,6 +98,28 @@ def run_batch(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_rollback(args: argparse.Namespace) -> int:
+    import getpass
+
+    from workers.triggers.signals import ROLLBACK_MODEL, ROLLED_BACK, send_signal, wait_for_outcome
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = None
+    variables = {"MODEL_ID": args.model_id, "TO_VERSION": args.to, "RUNTIME": args.runtime,
+                 "MODEL_STAGE": args.stage, "REASON": args.reason, "REQUESTED_BY": user}
+    with engine_client() as client:
+        request_id = send_signal(client, ROLLBACK_MODEL, variables)
+        print(f"rollback of {args.model_id} signalled (MLC_REQUEST_ID={request_id})")
+        if args.no_wait:
+            return 0
+        outcome = wait_for_outcome(client, request_id, args.timeout, details=("NOTIFICATION_MESSAGE",
+                                                                              "ERROR_MESSAGE"))
+        print(outcome["summary"])
+        return 0 if outcome["end_id"] == ROLLED_BACK else 1
+
+
 def run_dmn_evaluate(args: argparse.Namespace) -> int:
     import json
 
@@ -196,6 +218,19 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("--wait", action="store_true", help="wait for the outcome and print it")
     batch.add_argument("--timeout", type=float, default=3600, help="seconds --wait waits (default 3600)")
     batch.set_defaults(run=run_batch)
+
+    rollback = commands.add_parser("rollback", help="signal Rollback Model: put the previous (or a named) version "
+                                                    "back in service, blue-green, and wait for the outcome")
+    rollback.add_argument("model_id", metavar="MODEL")
+    rollback.add_argument("--to", metavar="VERSION", help="the version to put back (default: the one the version "
+                                                          "in service replaced)")
+    rollback.add_argument("--runtime", help="only this runtime (default: every runtime of the stage it was "
+                                            "replaced on)")
+    rollback.add_argument("--stage", help="the stage to roll back (default: the stage of the newest deployment)")
+    rollback.add_argument("--reason", help="why: goes into the notification")
+    rollback.add_argument("--no-wait", action="store_true", help="signal and return without waiting")
+    rollback.add_argument("--timeout", type=float, default=600, help="seconds to wait for the outcome (default 600)")
+    rollback.set_defaults(run=run_rollback)
 
     submit = commands.add_parser("submit", help="start Deploy with run test and Jira for a model version")
     submit.add_argument("model_id", metavar="MODEL_ID", help="registered model name")

@@ -125,3 +125,48 @@ def test_repository_folder_holds_the_server_settings(mlserver):
     settings = json.loads((Path(mlserver.repository) / "settings.json").read_text())
     assert settings["host"] == "127.0.0.1"
     assert settings["parallel_workers"] == 0
+
+
+def test_versions_of_one_name_what_the_switch_relies_on(client, mlserver, features):
+    """MLServer 1.7.1's rules that workers.domain.switch is built on: the name answers with the highest
+    version loaded (not the last loaded), a version is pinned by URL, and a load of the name unloads the
+    versions whose folders are gone while the others keep answering."""
+    import shutil
+
+    import mlflow.sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = features.drop(columns=["target"]), features["target"]
+    model = LogisticRegression(max_iter=5_000).fit(x, y)
+    name = f"versions-tests-{uuid.uuid4().hex[:6]}"
+
+    def show(version: str) -> Path:
+        folder = mlserver.repository / name / f"v{version}"
+        mlflow.sklearn.save_model(model, str(folder), pip_requirements=[])
+        (folder / "model-settings.json").write_text(json.dumps({
+            "name": name, "implementation": "mlserver_mlflow.MLflowRuntime",
+            "parameters": {"uri": ".", "version": version}}))
+        return folder
+
+    def answering(version: str | None = None) -> str | None:
+        return client.infer_answer(name, pandas_inputs(x.head(2)), parameters={"content_type": "pd"},
+                                   version=version).model_version
+
+    try:
+        two = show("2")
+        client.load(name)
+        assert answering() == "2"
+        show("1")
+        client.load(name)  # loaded last, but lower: the name still answers with version 2
+        assert answering() == "2" and answering("1") == "1" and answering("2") == "2"
+        assert {(m.name, m.version) for m in client.repository_index() if m.name == name} == {(name, "1"), (name, "2")}
+        shutil.rmtree(two)
+        client.load(name)  # version 2's folder is gone: unloaded, version 1 answers the name
+        assert answering() == "1"
+        assert client.model_ready(name, "2") is False
+        with pytest.raises(MlserverError) as error:
+            answering("2")
+        assert error.value.status == 404
+    finally:
+        shutil.rmtree(mlserver.repository / name, ignore_errors=True)
+        client.unload(name)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
 
@@ -15,6 +18,7 @@ from tests.conftest import FIXTURES
 from tests.support import finished_instance, topic_workers, variables_of, wait_for
 from workers.clients.mlserver import MlserverClient, pandas_inputs
 from workers.config import BridgeSettings, MlflowSettings
+from workers.domain.serving import served_name
 from workers.fleet.sample import register_sample_model
 from workers.triggers.bridge import BridgeServer, submit_model_version
 
@@ -119,9 +123,12 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     rows = pd.read_csv(client.download_artifacts(sample_run(client, sample), "mlc/test_data.csv")).drop(
         columns=["label", "patient_group"]).head(3)
     served = json.loads(variables["DEPLOYMENT"])["served_name"]
+    assert served == served_name(sample.name)
+    assert variables["DEPLOYED_ENDPOINT"] == f"{mlserver.endpoint}/v2/models/{served}/infer"  # for every version
     with MlserverClient(mlserver.endpoint) as server:
-        answer = server.infer(served, pandas_inputs(rows))
-    assert len(answer[0].data) == 3 and set(answer[0].data) <= {0, 1}
+        answer = server.infer_answer(served, pandas_inputs(rows))
+    assert len(answer.outputs[0].data) == 3 and set(answer.outputs[0].data) <= {0, 1}
+    assert answer.model_version == version
 
     from workers.cli import main
 
@@ -133,6 +140,40 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
 
 def sample_run(client: MlflowClient, sample) -> str:
     return client.get_model_version(sample.name, sample.version).run_id
+
+
+def test_mlc_rollback_puts_the_previous_version_back_behind_the_same_endpoint(engine, engine_settings, workers,
+                                                                             mlflow_settings, mlserver):
+    sample = register_sample_model(mlflow_settings, name="rollback-flow-model", service=SERVICE)
+    versions = [new_version(mlflow_settings, sample) for _ in range(2)]
+    for version in versions:
+        instance = submit_model_version(engine, sample.name, version)
+        assert finished_instance(engine, instance["id"], timeout_s=180)["endActivityId"] == "model-deployed"
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    rows = pd.read_csv(client.download_artifacts(sample_run(client, sample), "mlc/test_data.csv")).drop(
+        columns=["label"]).head(3)
+    served = served_name(sample.name)
+    with MlserverClient(mlserver.endpoint) as server:
+        assert server.infer_answer(served, pandas_inputs(rows)).model_version == versions[1]
+
+    environment = {**os.environ, "MLC_ENGINE_URL": engine_settings.url, "MLC_ENGINE_USER": engine_settings.user,
+                   "MLC_ENGINE_PASSWORD": engine_settings.password.get_secret_value(), "LOGNAME": "carol",
+                   "USER": "carol"}
+    result = subprocess.run([sys.executable, "-m", "workers", "rollback", sample.name, "--reason", "AUC dropped",
+                             "--timeout", "240"], env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Rolled back: Rolled back model {sample.name!r} from version {versions[1]} back to version " \
+           f"{versions[0]} on dev-batch, dev-mlserver (DEV), by carol: AUC dropped" in result.stdout
+    with MlserverClient(mlserver.endpoint) as server:
+        assert server.infer_answer(served, pandas_inputs(rows)).model_version == versions[0]
+    assert client.get_registered_model(sample.name).aliases["deployed"] == versions[0]
+    assert client.get_registered_model(sample.name).aliases["deployed-dev"] == versions[0]
+
+    # a version never in service on these runtimes: the process ends without rolling back, and says why
+    result = subprocess.run([sys.executable, "-m", "workers", "rollback", sample.name, "--to", sample.version,
+                             "--timeout", "240"], env=environment, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Nothing rolled back: cannot roll back: version {sample.version} of model" in result.stdout
 
 
 def test_failing_test_opens_a_rejection_ticket_and_tests_again_when_it_is_done(engine, workers, jira, sample,

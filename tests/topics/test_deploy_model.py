@@ -70,9 +70,21 @@ class Stage:
         return self.record(record(model, version, *runtimes), task())
 
 
-def repository_leftovers(repository: Path, served: str) -> list[str]:
-    """What of ``served`` is in ``repository``: served, staged or half-downloaded folders."""
-    return sorted(path.name for path in repository.glob("*") if served in path.name) if repository.is_dir() else []
+def repository_leftovers(repository: Path, served: str, version: str) -> list[str]:
+    """What of ``version`` of ``served`` is in ``repository``: served, checked, staged, retired or
+    half-downloaded folders."""
+    if not repository.is_dir():
+        return []
+    found = [path.name for path in repository.glob("*")
+             if f"{served}-v{version}" in path.name or path.name == f"{served}.check-v{version}"]
+    if (repository / served / f"v{version}").is_dir():
+        found.append(f"{served}/v{version}")
+    return sorted(found)
+
+
+def answering_version(client: MlserverClient, served: str, rows: pd.DataFrame) -> str | None:
+    """The version the model's stable endpoint answers with."""
+    return client.infer_answer(served, pandas_inputs(rows), parameters={"content_type": "pd"}).model_version
 
 
 class CountingClient(MlserverClient):
@@ -184,17 +196,19 @@ def test_batch_deployment_is_recorded_and_shown_in_the_status(handler, recorder,
 def test_online_deployment_loads_checks_and_replaces_the_previous_version(handler, recorder, stage, registry,
                                                                           sample, mlserver, mlflow_settings):
     name = copy_of_sample(mlflow_settings, sample, versions=2)
-    first, second = served_name(name, "1"), served_name(name, "2")
+    served = served_name(name)
     client = MlserverClient(mlserver.endpoint)
     log = ProgressLog()
     staged = handler(deploy(name, "1", "t-dev-online"), task(log))
     assert staged.deployment_mode == "online"
-    assert staged.deployed_endpoint == f"{mlserver.endpoint}/v2/models/{first}/infer"
+    assert staged.deployed_endpoint == f"{mlserver.endpoint}/v2/models/{served}/infer"
+    assert staged.staged_deployment["version_url"] == f"{mlserver.endpoint}/v2/models/{served}/versions/1/infer"
     assert staged.staged_deployment["state"] == "checked"
     assert log.values("inference check passed")[0]["rows"] == 5
-    # checked, then kept where no MLServer looks until the stage is recorded
-    assert repository_leftovers(mlserver.repository, first) == [f".staged-{first}"]
-    assert client.model_ready(first) is False
+    # checked under the check name, then kept where no MLServer looks until the stage is recorded
+    assert repository_leftovers(mlserver.repository, served, "1") == [f".staged-{served}-v1"]
+    assert client.model_ready(served) is False
+    assert client.model_ready(f"{served}.check") is False
     assert deployments_of(registry, name) == []
     print(f"\nonline check took {log.values('checked and staged')[0]['seconds']} s; "
           f"MLServer started in {mlserver.start_seconds:.1f} s")
@@ -205,14 +219,14 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
     assert len(CountingClient.loads) == loads
 
     output = recorder(record(name, "1", "t-dev-online"), task())
-    assert output.deployment["served_name"] == first
+    assert output.deployment["served_name"] == served
     assert output.deployment["endpoint"] == mlserver.endpoint
     assert output.deployed_endpoint == staged.deployed_endpoint
-    assert repository_leftovers(mlserver.repository, first) == [first]
-    assert (mlserver.repository / first / "model-settings.json").is_file()
+    assert repository_leftovers(mlserver.repository, served, "1") == [f"{served}/v1"]
+    assert (mlserver.repository / served / "v1" / "model-settings.json").is_file()
 
     test_rows = pd.read_csv(mlflow_download(mlflow_settings, sample.test_data_uri)).head(20)
-    outputs = client.infer(first, pandas_inputs(test_rows.drop(columns=["label"])), parameters={"content_type": "pd"})
+    outputs = client.infer(served, pandas_inputs(test_rows.drop(columns=["label"])), parameters={"content_type": "pd"})
     assert outputs[0].shape == (20, 1)
     predictions = outputs[0].data
     assert set(predictions) <= {0, 1}
@@ -225,12 +239,16 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
     assert again.replaced_version is None
     assert len(CountingClient.loads) == loads
 
-    # the next version takes over the runtime; the previous one is unloaded and removed
+    # the next version takes over the model's endpoint; the previous one is unloaded and removed
+    rows = test_rows.drop(columns=["label"]).head(3)
+    assert answering_version(client, served, rows) == "1"
     replaced = stage(name, "2", "t-dev-online")
     assert replaced.replaced_version == "1"
-    assert client.model_ready(second) is True
-    assert client.model_ready(first) is False
-    assert repository_leftovers(mlserver.repository, first) == []
+    assert replaced.deployed_endpoint == staged.deployed_endpoint
+    assert answering_version(client, served, rows) == "2"
+    assert client.model_ready(served, "2") is True
+    assert client.model_ready(served, "1") is False
+    assert repository_leftovers(mlserver.repository, served, "1") == []
     assert registry.get_model(name).aliases == {"deployed": "2", "deployed-dev": "2"}
     records = deployments_of(registry, name)
     assert [(r.version, r.active) for r in records] == [("2", True), ("1", False)]
@@ -249,15 +267,17 @@ def test_a_failed_deployment_leaves_the_version_in_service_alone(handler, regist
     with pytest.raises(BusinessError) as error:
         handler(deploy(name, broken, "t-dev-online"), task())
     assert error.value.code == "DEPLOYMENT_FAILED"
+    served = served_name(name)
     assert error.value.message.startswith(
         f"deployment of model {name!r} version {broken} to runtime t-dev-online failed: loading model "
-        f"{served_name(name, broken)!r}: MLServer at {mlserver.endpoint} answered 500")
+        f"'{served}.check': MLServer at {mlserver.endpoint} answered 500")
 
     client = MlserverClient(mlserver.endpoint)
-    assert client.model_ready(served_name(name, "1")) is True
-    assert client.model_ready(served_name(name, broken)) is False
-    assert repository_leftovers(mlserver.repository, served_name(name, broken)) == []
-    assert served_name(name, broken) not in {model.name for model in client.repository_index()}
+    assert client.model_ready(served) is True
+    assert client.model_ready(served, "1") is True
+    assert client.model_ready(served, broken) is False
+    assert repository_leftovers(mlserver.repository, served, broken) == []
+    assert f"{served}.check" not in {model.name for model in client.repository_index()}
     assert registry.get_model(name).aliases == before
     assert deployments_of(registry, name) == records_before
 
@@ -372,10 +392,10 @@ def test_a_stage_whose_last_runtime_fails_records_nothing_and_leaves_no_staged_c
     assert registry.get_model(name).aliases == aliases == {"deployed": "1", "deployed-dev": "1"}
     assert deployments_of(registry, name) == records
     for repository in (mlserver.repository, elsewhere):
-        assert repository_leftovers(repository, served_name(name, "2")) == []
+        assert repository_leftovers(repository, served_name(name), "2") == []
     client = MlserverClient(mlserver.endpoint)
-    assert client.model_ready(served_name(name, "1")) is True
-    assert client.model_ready(served_name(name, "2")) is False
+    assert client.model_ready(served_name(name), "1") is True
+    assert client.model_ready(served_name(name), "2") is False
 
     # a record-deployments reached without the checked copies records nothing either
     with pytest.raises(BusinessError, match="no checked copy staged by deploy-model"):
@@ -418,7 +438,7 @@ def test_mlserver_killed_mid_deployment_serves_only_the_version_in_service_after
         Runtime(name="k-online", stage="DEV", service_tags=(service,), endpoints=(second_mlserver.endpoint,),
                 model_repository=second_mlserver.repository)])
     name = copy_of_sample(mlflow_settings, sample, versions=2, service=service)
-    first, second = served_name(name, "1"), served_name(name, "2")
+    served = served_name(name)
     Stage(mlflow_settings, inventory)(name, "1", "k-online")
 
     class KillingClient(MlserverClient):
@@ -427,8 +447,8 @@ def test_mlserver_killed_mid_deployment_serves_only_the_version_in_service_after
         killed = False
 
         def load(self, name: str) -> None:
-            if name == second and not KillingClient.killed:
-                assert (second_mlserver.repository / second / "model-settings.json").is_file()
+            if name == f"{served}.check" and not KillingClient.killed:
+                assert (second_mlserver.repository / f"{served}.check-v2" / "model-settings.json").is_file()
                 KillingClient.killed = True
                 second_mlserver.kill()
             super().load(name)
@@ -436,17 +456,17 @@ def test_mlserver_killed_mid_deployment_serves_only_the_version_in_service_after
     killing = Stage(mlflow_settings, inventory, KillingClient)
     with pytest.raises(RetryableError, match="unreachable"):
         killing.deploy(deploy(name, "2", "k-online", RUNTIMES=["k-online"]), task())
-    assert repository_leftovers(second_mlserver.repository, second) == []
+    assert repository_leftovers(second_mlserver.repository, served, "2") == []
     assert registry.get_model(name).aliases == {"deployed": "1", "deployed-dev": "1"}
 
     second_mlserver.restart()
     with MlserverClient(second_mlserver.endpoint) as client:
-        assert {(m.name, m.state) for m in client.repository_index()} == {(first, "READY")}
+        assert {(m.name, m.version, m.state) for m in client.repository_index()} == {(served, "1", "READY")}
         # the engine's retry: staged and checked now, then recorded with the stage
         assert killing.deploy(deploy(name, "2", "k-online", RUNTIMES=["k-online"]), task()) \
             .staged_deployment["state"] == "checked"
         assert killing.record(record(name, "2", "k-online"), task()).replaced_version == "1"
-        assert {(m.name, m.state) for m in client.repository_index()} == {(second, "READY")}
+        assert {(m.name, m.version, m.state) for m in client.repository_index()} == {(served, "2", "READY")}
     assert registry.get_model(name).aliases == {"deployed": "2", "deployed-dev": "2"}
 
 
@@ -462,8 +482,8 @@ def test_mlserver_unreachable_while_recording_hides_the_checked_copy_again(mlflo
     second_mlserver.kill()
     with pytest.raises(RetryableError, match="unreachable"):
         stage.record(record(name, "1", "r-online"), task())
-    assert repository_leftovers(second_mlserver.repository, served_name(name, "1")) == [
-        f".staged-{served_name(name, '1')}"]
+    assert repository_leftovers(second_mlserver.repository, served_name(name), "1") == [
+        f".staged-{served_name(name)}-v1"]
     assert deployments_of(registry, name) == []
     second_mlserver.restart()
     assert stage.record(record(name, "1", "r-online"), task()).deployment["version"] == "1"

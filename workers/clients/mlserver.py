@@ -21,6 +21,7 @@ import tenacity
 
 __all__ = [
     "RETRY_POLICY",
+    "InferenceAnswer",
     "InferenceOutput",
     "MlserverClient",
     "MlserverError",
@@ -77,6 +78,21 @@ class InferenceOutput:
     data: list[Any]
 
 
+@dataclass(frozen=True)
+class InferenceAnswer:
+    """A V2 inference response: the model and version that answered, and the output tensors."""
+
+    model_name: str
+    model_version: str | None
+    outputs: list[InferenceOutput]
+
+
+def _model_path(name: str, version: str | None) -> str:
+    """``/v2/models/{name}``, or ``/v2/models/{name}/versions/{version}`` for a pinned version."""
+    path = f"/v2/models/{quote(name, safe='')}"
+    return f"{path}/versions/{quote(version, safe='')}" if version else path
+
+
 class MlserverClient:
     """The MLServer at ``endpoint`` (e.g. ``http://127.0.0.1:8090``).
 
@@ -114,18 +130,22 @@ class MlserverClient:
                                 version=item.get("version")) for item in answer.json()]
 
     def load(self, name: str) -> None:
-        """Load (or reload) model ``name`` from the repository (``POST /v2/repository/models/{name}/load``)."""
+        """Load (or reload) model ``name`` from the repository (``POST /v2/repository/models/{name}/load``).
+
+        MLServer loads every version of ``name`` its repository holds and unloads the loaded versions
+        it no longer holds."""
         self._request("POST", f"/v2/repository/models/{quote(name, safe='')}/load", f"loading model {name!r}",
                       timeout_s=self.load_timeout_s)
 
     def unload(self, name: str) -> None:
-        """Unload model ``name`` (``POST /v2/repository/models/{name}/unload``)."""
+        """Unload every version of model ``name`` (``POST /v2/repository/models/{name}/unload``)."""
         self._request("POST", f"/v2/repository/models/{quote(name, safe='')}/unload", f"unloading model {name!r}")
 
-    def model_ready(self, name: str) -> bool:
-        """Whether model ``name`` is loaded and ready (``GET /v2/models/{name}/ready``)."""
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        """Whether model ``name`` (its ``version``, else the one its name answers with) is loaded and ready
+        (``GET /v2/models/{name}[/versions/{version}]/ready``)."""
         try:
-            self._request("GET", f"/v2/models/{quote(name, safe='')}/ready", f"readiness of model {name!r}")
+            self._request("GET", f"{_model_path(name, version)}/ready", f"readiness of model {name!r}")
         except MlserverUnavailable:
             raise
         except MlserverError as exc:
@@ -135,18 +155,29 @@ class MlserverClient:
         return True
 
     def infer(self, name: str, inputs: Sequence[Mapping[str, Any]],
-              parameters: Mapping[str, Any] | None = None) -> list[InferenceOutput]:
-        """Run model ``name`` on V2 ``inputs`` (``POST /v2/models/{name}/infer``); its output tensors.
+              parameters: Mapping[str, Any] | None = None, version: str | None = None) -> list[InferenceOutput]:
+        """Run model ``name`` on V2 ``inputs`` (``POST /v2/models/{name}[/versions/{version}]/infer``); its
+        output tensors.
 
         ``inputs`` are V2 tensors ``{"name", "shape", "datatype", "data"}``; see :func:`pandas_inputs`.
         """
+        return self.infer_answer(name, inputs, parameters, version).outputs
+
+    def infer_answer(self, name: str, inputs: Sequence[Mapping[str, Any]],
+                     parameters: Mapping[str, Any] | None = None, version: str | None = None) -> InferenceAnswer:
+        """Like :meth:`infer`, with the model version that answered (``model_version`` of the response)."""
         body: dict[str, Any] = {"inputs": [dict(tensor) for tensor in inputs]}
         if parameters:
             body["parameters"] = dict(parameters)
-        answer = self._request("POST", f"/v2/models/{quote(name, safe='')}/infer", f"inference with model {name!r}",
-                               json=body)
-        return [InferenceOutput(name=item["name"], shape=tuple(item["shape"]), datatype=item["datatype"],
-                                data=list(item["data"])) for item in answer.json().get("outputs", [])]
+        pinned = f" version {version}" if version else ""
+        answer = self._request("POST", f"{_model_path(name, version)}/infer",
+                               f"inference with model {name!r}{pinned}", json=body).json()
+        outputs = [InferenceOutput(name=item["name"], shape=tuple(item["shape"]), datatype=item["datatype"],
+                                   data=list(item["data"])) for item in answer.get("outputs", [])]
+        version_answered = answer.get("model_version")
+        return InferenceAnswer(model_name=str(answer.get("model_name", name)),
+                               model_version=str(version_answered) if version_answered is not None else None,
+                               outputs=outputs)
 
     def _request(self, method: str, path: str, what: str, *, json: Any = None,
                  timeout_s: float | None = None) -> requests.Response:

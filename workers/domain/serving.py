@@ -1,23 +1,36 @@
 """The folders a version takes in an online runtime's model repository on its way into service.
 
+Every version of a model is served under one name, the model's (:func:`served_name`), as MLServer
+model-settings ``name`` = the model and ``parameters.version`` = the version: consumers call
+``/v2/models/<model>/infer``, which answers with the version in service, or pin a version with
+``/v2/models/<model>/versions/<v>/infer`` (see :mod:`workers.domain.switch` for how the name is moved
+from one version to the next).
+
 MLServer finds models by globbing ``**/model-settings.json`` under its repository (``glob`` with
 ``recursive=True``, which skips names starting with a dot), loads each one found at start and, on a
-load call, the one whose settings name matches. So only ``<served>/`` is ever served; a version
-being downloaded (``.download-<served>-<id>/``) or checked and waiting for the rest of its stage
-(``.staged-<served>/``) is invisible to a restarted MLServer. A version is in ``<served>/`` only while
-its inference check runs and once it is recorded in service.
+load call of a name, every version whose settings carry that name. So only ``<served>/v<version>/``
+is ever served under the model's name. A version being downloaded
+(``.download-<served>-v<version>-<id>/``), checked and waiting for the rest of its stage
+(``.staged-<served>-v<version>/``) or switched away from and kept until the stage's records are
+written (``.retired-<served>-v<version>/``) is invisible to a restarted MLServer. While its inference
+check runs a version is in ``<served>.check-v<version>/`` under the name ``<served>.check``, which no
+consumer calls: a version loaded under the model's name beside the one in service would answer the
+model's endpoint at once when its number is higher (MLServer's default version is the highest).
 
 Also the pieces ``deploy-model`` and ``record-deployments`` share: the runtime of a task, the record
-of a version in service, unloading without minding what is already gone.
+of a version in service, the rows a version was checked with, unloading without minding what is
+already gone.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from workers.clients.mlflow.registry import VersionRecord
 from workers.clients.mlserver import MlserverClient, MlserverError
@@ -27,75 +40,154 @@ from workers.harness.outcomes import FatalError
 from workers.harness.topic import TaskContext
 
 __all__ = [
+    "CHECK_INPUTS",
     "DEPLOYMENT_FAILED",
+    "IMPLEMENTATION",
     "MODEL_SETTINGS",
     "ServingFolders",
     "active_record",
+    "check_name",
     "discard_staged",
     "inference_url",
     "runtime_of",
     "served_name",
     "unload_quietly",
+    "visible_versions",
 ]
 
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
 """The BPMN error of a deployment that cannot succeed, from ``deploy-model`` or ``record-deployments``."""
 MODEL_SETTINGS = "model-settings.json"
+CHECK_INPUTS = "mlc-check-inputs.json"
+"""The V2 inputs a version was checked with, kept in its folder for the checks after the switch."""
+IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 
 
-def served_name(model: str, version: str) -> str:
-    """The name MLServer serves ``version`` of ``model`` under (and its repository folder's name)."""
-    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', model).strip('-.') or 'model'}-v{version}"
+def served_name(model: str) -> str:
+    """The name MLServer serves every version of ``model`` under (and its repository folder's name)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-.") or "model"
+
+
+def check_name(model: str) -> str:
+    """The name a version of ``model`` is loaded under while deploy-model checks it, out of consumers' way."""
+    return f"{served_name(model)}.check"
+
+
+def visible_versions(repository: Path, served: str) -> list[str]:
+    """The versions of ``served`` MLServer would load from ``repository``: its ``<served>/v<version>/`` folders."""
+    folder = repository / served
+    if not folder.is_dir():
+        return []
+    return sorted((path.parent.name[1:] for path in folder.glob(f"v*/{MODEL_SETTINGS}")), key=_version_key)
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (-1, version)
 
 
 class ServingFolders:
-    """The folders of one served name in the model repository ``repository``."""
+    """The folders of ``version`` of the served name ``served`` in the model repository ``repository``."""
 
-    def __init__(self, repository: Path, served: str) -> None:
+    def __init__(self, repository: Path, served: str, version: str) -> None:
         self.repository = repository
         self.served = served
-        self.visible = repository / served
-        self.staged = repository / f".staged-{served}"
+        self.version = version
+        self.visible = repository / served / f"v{version}"
+        self.checking = repository / f"{served}.check-v{version}"
+        self.staged = repository / f".staged-{served}-v{version}"
+        self.retired = repository / f".retired-{served}-v{version}"
 
     def download_folder(self, suffix: str) -> Path:
         self.repository.mkdir(parents=True, exist_ok=True)
-        return self.repository / f".download-{self.served}-{suffix}"
+        return self.repository / f".download-{self.served}-v{self.version}-{suffix}"
 
     @property
     def is_visible(self) -> bool:
         return (self.visible / MODEL_SETTINGS).is_file()
 
     @property
+    def is_checking(self) -> bool:
+        return (self.checking / MODEL_SETTINGS).is_file()
+
+    @property
     def is_staged(self) -> bool:
         return (self.staged / MODEL_SETTINGS).is_file()
 
+    @property
+    def is_retired(self) -> bool:
+        return (self.retired / MODEL_SETTINGS).is_file()
+
+    def show_for_check(self, source: Path) -> None:
+        """Rename the downloaded ``source`` to the check folder, under the check name."""
+        self._move(source, self.checking, f"{self.served}.check")
+
+    def stage(self) -> None:
+        """Rename the check folder to the staged one: checked, kept, not served after a restart."""
+        self._move(self.checking, self.staged, self.served)
+
     def show(self, source: Path | None = None) -> None:
-        """Rename ``source`` (default: the staged folder) to the served folder, replacing any there."""
-        shutil.rmtree(self.visible, ignore_errors=True)
-        (source or self.staged).rename(self.visible)
+        """Rename ``source`` (default: the staged folder) to the served folder, under the model's name."""
+        self._move(source or self.staged, self.visible, self.served)
 
     def hide(self) -> None:
-        """Rename the served folder to the staged one: checked, kept, not served after a restart."""
-        shutil.rmtree(self.staged, ignore_errors=True)
-        self.visible.rename(self.staged)
+        """Rename the served folder back to the staged one."""
+        self._move(self.visible, self.staged, self.served)
+
+    def retire(self) -> None:
+        """Rename the served folder to the retired one: out of service, kept to switch back to."""
+        self._move(self.visible, self.retired, self.served)
+
+    def restore(self) -> None:
+        """Rename the retired folder back to the served one."""
+        self._move(self.retired, self.visible, self.served)
 
     def remove(self) -> None:
-        """Delete every folder of the served name: served, staged and unfinished downloads."""
+        """Delete every folder of the version: served, checked, staged, retired and unfinished downloads."""
         shutil.rmtree(self.visible, ignore_errors=True)
+        shutil.rmtree(self.retired, ignore_errors=True)
         self.remove_staged()
 
     def remove_staged(self) -> None:
-        """Delete the staged folder and unfinished downloads, leaving the served folder alone."""
+        """Delete the check and staged folders and unfinished downloads, leaving the served folder alone."""
+        shutil.rmtree(self.checking, ignore_errors=True)
         shutil.rmtree(self.staged, ignore_errors=True)
         if self.repository.is_dir():
-            for download in self.repository.glob(f".download-{glob.escape(self.served)}-*"):
+            pattern = f".download-{glob.escape(self.served)}-v{glob.escape(self.version)}-*"
+            for download in self.repository.glob(pattern):
                 shutil.rmtree(download, ignore_errors=True)
 
+    def check_inputs(self, folder: Path | None = None) -> list[dict[str, Any]] | None:
+        """The V2 inputs the version was checked with, if its ``folder`` (default: the served one) keeps them."""
+        path = (folder or self.visible) / CHECK_INPUTS
+        try:
+            inputs = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return inputs if isinstance(inputs, list) else None
 
-def discard_staged(repositories: Iterable[Path], served: str) -> None:
-    """Delete the staged copies (and unfinished downloads) of ``served`` in every repository of ``repositories``."""
+    def _move(self, source: Path, target: Path, name: str) -> None:
+        if source != target:
+            shutil.rmtree(target, ignore_errors=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source.rename(target)
+            _prune(source.parent, self.repository)
+        # a relative URI resolves against this file's folder, wherever MLServer mounts the repository
+        settings = {"name": name, "implementation": IMPLEMENTATION,
+                    "parameters": {"uri": ".", "version": self.version}}
+        (target / MODEL_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+
+
+def _prune(folder: Path, repository: Path) -> None:
+    """Remove ``folder`` (a model's folder left without versions), never the repository itself."""
+    if folder != repository and folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
+def discard_staged(repositories: Iterable[Path], served: str, version: str) -> None:
+    """Delete the checked and staged copies (and unfinished downloads) of ``version`` of ``served`` in
+    every repository of ``repositories``."""
     for repository in repositories:
-        ServingFolders(repository, served).remove_staged()
+        ServingFolders(repository, served, version).remove_staged()
 
 
 def runtime_of(inventory: RuntimeInventory, name: str, stage: str | None) -> Runtime:
@@ -117,6 +209,7 @@ def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord 
 
 
 def inference_url(endpoint: str | None, served: str | None) -> str | None:
+    """The model's stable V2 inference URL on ``endpoint``: it answers with whichever version is in service."""
     return f"{endpoint}/v2/models/{served}/infer" if endpoint and served else None
 
 

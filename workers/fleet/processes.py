@@ -209,7 +209,9 @@ def mlserver_process(fleet: FleetSettings, http_port: int, grpc_port: int, metri
     ``mlserver start FOLDER`` makes FOLDER the repository and reads its ``settings.json``, written here.
     The models found there are loaded at start, so a restart brings back what was deployed; the deploy
     topics keep only models in service visible there (:mod:`workers.domain.serving`). Inference runs in the server
-    process (``parallel_workers: 0``): MLServer 1.7.1's worker pool crashes in a loop under uvloop 0.22+.
+    process (``parallel_workers: 0``): MLServer 1.7.1's worker pool crashes in a loop under uvloop 0.22+,
+    and in the server process a version loads without yielding to requests, which the blue-green switch of
+    :mod:`workers.domain.switch` relies on to drop none.
     """
     import json
 

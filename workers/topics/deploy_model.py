@@ -6,15 +6,19 @@ must be it). Nothing is recorded here: ``record-deployments`` records the whole 
 aliases and retires the versions replaced once every runtime of ``RUNTIMES`` is staged.
 
 A **batch** runtime needs nothing staged. On an **online** runtime the version's MLflow model is
-downloaded under a hidden name, renamed to ``<model_repository>/<model>-v<version>/`` with a
-``model-settings.json`` for ``mlserver_mlflow.MLflowRuntime``; each endpoint's MLServer loads it and
-answers a V2 inference call on a few rows of the version's test data (without the label column), or
-its MLflow input example; then it is unloaded and renamed to the hidden ``.staged-<model>-v<version>/``
-(see :mod:`workers.domain.serving`), which no MLServer loads, until ``record-deployments``.
+downloaded under a hidden name, renamed to ``<model_repository>/<model>.check-v<version>/`` with a
+``model-settings.json`` for ``mlserver_mlflow.MLflowRuntime`` naming it ``<model>.check`` version
+``<version>``, out of the way of the model's endpoint (MLServer would answer that endpoint with a
+higher version at once, see :mod:`workers.domain.switch`); each endpoint's MLServer loads it and
+answers a V2 inference call on its pinned URL with a few rows of the version's test data (without the
+label column), or its MLflow input example; then it is unloaded and renamed, with the rows it was
+checked with, to the hidden ``.staged-<model>-v<version>/`` (see :mod:`workers.domain.serving`),
+which no MLServer loads, until ``record-deployments`` switches the endpoint to it.
 
 Writes ``STAGED_DEPLOYMENT`` (runtime, stage, mode, served name, endpoint and ``state``: ``batch``,
 ``checked`` or ``in service`` when the version already serves there), ``DEPLOYMENT_MODE`` and
-``DEPLOYED_ENDPOINT`` (the model's V2 inference URL once recorded, none for batch). A deployment that
+``DEPLOYED_ENDPOINT`` (the model's stable V2 inference URL ``<endpoint>/v2/models/<model>/infer``, which
+answers with the version in service, none for batch). A deployment that
 fails (model files missing or not loadable, the check call failing) is the BPMN error
 ``DEPLOYMENT_FAILED``, after removing this version's folders from this runtime and its staged copies
 from every runtime of ``RUNTIMES``; the version in service stays loaded. MLServer unreachable is a
@@ -51,16 +55,18 @@ from workers.domain.models import TEST_DATA_ARTIFACTS
 from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
 from workers.domain.serving import (
+    CHECK_INPUTS,
     DEPLOYMENT_FAILED,
-    MODEL_SETTINGS,
     ServingFolders,
     active_record,
+    check_name,
     discard_staged,
     inference_url,
     runtime_of,
     served_name,
     unload_quietly,
 )
+from workers.domain.switch import NameSwitch, check_inference
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
@@ -78,7 +84,6 @@ __all__ = [
 FAILED = DEPLOYMENT_FAILED
 CHECK_ROWS = 5
 """Rows of test data the inference check sends."""
-IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 
 
 class DeployModelInput(TaskInput):
@@ -146,20 +151,26 @@ def _discard_stage(inventory: RuntimeInventory, data: DeployModelInput) -> None:
     """Remove the copies of the version that other runtimes of the stage staged: none is recorded now."""
     repositories = [runtime.model_repository for name in {data.runtime, *data.runtimes}
                     if (runtime := inventory.get(name)) is not None and runtime.model_repository is not None]
-    discard_staged(repositories, served_name(data.model_id, data.model_version))
+    discard_staged(repositories, served_name(data.model_id), data.model_version)
 
 
 def _output(runtime: Runtime, version: VersionRecord, state: str) -> DeployModelOutput:
-    served = served_name(version.name, version.version) if runtime.mode == "online" else None
+    served = served_name(version.name) if runtime.mode == "online" else None
     endpoint = runtime.endpoints[0] if runtime.endpoints else None
     staged = {"model": version.name, "version": version.version, "runtime": runtime.name, "stage": runtime.stage,
-              "mode": runtime.mode, "state": state, "endpoint": endpoint, "served_name": served}
+              "mode": runtime.mode, "state": state, "endpoint": endpoint, "served_name": served,
+              "version_url": _pinned_url(endpoint, served, version.version)}
     return DeployModelOutput(staged_deployment=staged, deployment_mode=runtime.mode,
                              deployed_endpoint=inference_url(endpoint, served))
 
 
+def _pinned_url(endpoint: str | None, served: str | None, version: str) -> str | None:
+    return f"{endpoint}/v2/models/{served}/versions/{version}/infer" if endpoint and served else None
+
+
 class _OnlineCheck:
-    """One version onto one online runtime: download, load, check, unload, and keep it staged."""
+    """One version onto one online runtime: download, load under the check name, check, unload, and keep
+    it staged; a version in service whose copy went missing is loaded again under the model's name."""
 
     def __init__(self, registry: ModelRegistry, settings: MlflowSettings, runtime: Runtime, version: VersionRecord,
                  task: TaskContext, clients: list[MlserverClient], data_roots: DataSettings) -> None:
@@ -171,29 +182,35 @@ class _OnlineCheck:
         self.version = version
         self.task = task
         self.clients = clients
-        self.served = served_name(version.name, version.version)
-        self.folders = ServingFolders(runtime.model_repository, self.served)
+        self.served = served_name(version.name)
+        self.checked_as = check_name(version.name)
+        self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
 
     def run(self) -> DeployModelOutput:
         started = time.monotonic()
+        number = self.version.version
         in_service = active_record(self.version, self.runtime) is not None
-        if in_service and self.folders.is_visible and all(c.model_ready(self.served) for c in self.clients):
-            self.task.progress("already in service", runtime=self.runtime.name, version=self.version.version)
+        if in_service and self.folders.is_visible and all(c.model_ready(self.served, number) for c in self.clients):
+            self.task.progress("already in service", runtime=self.runtime.name, version=number)
             return _output(self.runtime, self.version, "in service")
         if not in_service and self.folders.is_staged:
-            self.task.progress("already checked", runtime=self.runtime.name, version=self.version.version)
+            self.task.progress("already checked", runtime=self.runtime.name, version=number)
             return _output(self.runtime, self.version, "checked")
+        folder = self.folders.visible if in_service else self.folders.checking
         try:
-            if not self.folders.is_visible:  # else left by an attempt that stopped mid-way: checked again
-                self._download()
-            rows = self._check_rows()
-            for client in self.clients:
-                client.load(self.served)
-                self._check(client, rows)
-            if not in_service:
+            if not (folder / "MLmodel").is_file():  # else left by an attempt that stopped mid-way: checked again
+                self._download(in_service)
+            inputs = pandas_inputs(self._check_rows(folder))
+            if in_service:
+                NameSwitch(self.runtime, self.served, number, self.clients, self.task).bring_in(inputs)
+            else:
                 for client in self.clients:
-                    client.unload(self.served)
-                self.folders.hide()
+                    client.load(self.checked_as)
+                    self._check(client, inputs)
+                for client in self.clients:
+                    client.unload(self.checked_as)
+                (folder / CHECK_INPUTS).write_text(json.dumps(inputs) + "\n", encoding="utf-8")
+                self.folders.stage()
         except MlserverUnavailable:
             self._undo(in_service)
             raise
@@ -204,24 +221,23 @@ class _OnlineCheck:
             self._undo(in_service)
             raise
         self.task.progress("checked and staged", runtime=self.runtime.name, served_name=self.served,
-                           version=self.version.version, seconds=round(time.monotonic() - started, 2))
+                           version=number, seconds=round(time.monotonic() - started, 2))
         return _output(self.runtime, self.version, "in service" if in_service else "checked")
 
     def _undo(self, in_service: bool) -> None:
         """Leave nothing a restarted MLServer would serve; the version in service keeps its folder."""
-        if in_service:
-            self.folders.remove_staged()
-            return
-        unload_quietly(self.clients, self.served, self.task)
-        self.folders.remove()
+        if not in_service:
+            unload_quietly(self.clients, self.checked_as, self.task)
+        self.folders.remove_staged()
 
     def _failed(self, cause: str) -> BusinessError:
         return BusinessError(FAILED, f"deployment of model {self.version.name!r} version {self.version.version} to "
                                      f"runtime {self.runtime.name} failed: {cause}")
 
-    def _download(self) -> None:
+    def _download(self, in_service: bool) -> None:
         """The version's MLflow model and its ``model-settings.json``, downloaded under a hidden name and
-        renamed into place, so MLServer never sees half a model."""
+        renamed into place (the check folder, or the served one for a version in service), so MLServer
+        never sees half a model."""
         download = self.folders.download_folder(uuid.uuid4().hex[:8])
         try:
             model_dir = self.registry.download_model(self.version.name, self.version.version, download)
@@ -233,13 +249,13 @@ class _OnlineCheck:
             if isinstance(exc, RegistryUnavailable):
                 raise
             raise self._failed(f"cannot download the model files ({exc.message})") from exc
-        # a relative URI resolves against this file's folder, wherever MLServer mounts the repository
-        settings = {"name": self.served, "implementation": IMPLEMENTATION, "parameters": {"uri": "."}}
-        (model_dir / MODEL_SETTINGS).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        self.folders.show(model_dir)
+        if in_service:
+            self.folders.show(model_dir)
+        else:
+            self.folders.show_for_check(model_dir)
         shutil.rmtree(download, ignore_errors=True)
 
-    def _check_rows(self) -> pd.DataFrame:
+    def _check_rows(self, folder: Path) -> pd.DataFrame:
         """A few rows to check the loaded model with: the version's test data without its label column,
         else the input example saved with the MLflow model."""
         uri = self.version.tags.get("test_data") or self._test_data_artifact()
@@ -255,7 +271,7 @@ class _OnlineCheck:
             rows = first.drop(columns=[label], errors="ignore")
             complete = rows.dropna()
             return (complete if len(complete) else rows).head(CHECK_ROWS).reset_index(drop=True)
-        example = input_example(self.folders.visible)
+        example = input_example(folder)
         if isinstance(example, pd.DataFrame) and len(example):
             return example.head(CHECK_ROWS)
         raise self._failed("no rows to check the model with: the version has no test data "
@@ -271,14 +287,11 @@ class _OnlineCheck:
         found = next((path for path in TEST_DATA_ARTIFACTS if path in present), None)
         return f"runs:/{self.version.run_id}/{found}" if found else None
 
-    def _check(self, client: MlserverClient, rows: pd.DataFrame) -> None:
-        outputs = client.infer(self.served, pandas_inputs(rows), parameters={"content_type": "pd"})
-        if not outputs or not outputs[0].shape or outputs[0].shape[0] != len(rows):
-            shapes = [list(output.shape) for output in outputs]
-            raise MlserverError(f"the check call on {len(rows)} rows answered outputs of shapes {shapes}",
-                                endpoint=client.endpoint)
-        self.task.progress("inference check passed", endpoint=client.endpoint, rows=len(rows),
-                           first=outputs[0].data[:3])
+    def _check(self, client: MlserverClient, inputs: list[dict[str, Any]]) -> None:
+        answer = check_inference(client, self.checked_as, inputs, version=self.version.version,
+                                 expect_version=self.version.version)
+        self.task.progress("inference check passed", endpoint=client.endpoint, rows=inputs[0]["shape"][0],
+                           first=answer.outputs[0].data[:3])
 
 
 def _default_handler() -> Handler:

@@ -2,22 +2,28 @@
 
 Reads ``MODEL_ID``, ``MODEL_VERSION``, ``RUNTIMES`` (the runtimes ``deploy-model`` staged it on, all
 of one stage) and optional ``MODEL_STAGE``. Runs after every ``deploy-model`` of the stage succeeded:
-each online runtime's checked copy is renamed from ``.staged-<model>-v<version>/`` into its model
-repository and loaded by each endpoint; then the deployment records are written for every runtime
-(:mod:`workers.domain.deployments`, one ``since`` for the stage), the aliases ``deployed-<stage>`` and
-``deployed`` moved once, and the versions replaced unloaded and their folders removed.
+on each online runtime in turn, the endpoint of the model is switched blue-green to the version
+(:mod:`workers.domain.switch`): its checked copy is renamed from ``.staged-<model>-v<version>/`` to
+``<model>/v<version>/``, loaded by each endpoint beside the version in service and checked on its
+pinned URL, the other versions unloaded, and a check call on the stable URL must be answered by the
+version. Then the deployment records are written for every runtime (:mod:`workers.domain.deployments`,
+one ``since`` for the stage), the aliases ``deployed-<stage>`` and ``deployed`` moved once, and the
+folders of the versions replaced removed. ``rollback-model`` runs the same to put an older version back.
 
 Writes ``DEPLOYMENTS`` (the records), ``DEPLOYMENT`` (the online record if any, else the last),
-``DEPLOYED_ENDPOINT`` (its V2 inference URL, none for batch) and ``REPLACED_VERSION`` (the version it
-replaced, if any; ``PREVIOUS_VERSION`` is the version in service before, which copy-schedules reads).
-A runtime without a checked copy, or an MLServer refusing the load, is the BPMN error
-``DEPLOYMENT_FAILED`` with nothing recorded and the stage's copies removed. MLServer unreachable is a
-failure to retry: the copies go back to their hidden names first, so a restarted MLServer serves
-only the version in service. A redelivered task keeps the records it already wrote.
+``DEPLOYED_ENDPOINT`` (the model's stable V2 inference URL, none for batch) and ``REPLACED_VERSION``
+(the version it replaced, if any; ``PREVIOUS_VERSION`` is the version in service before, which
+copy-schedules reads). A runtime without a checked copy, an MLServer refusing the load or a failed
+check is the BPMN error ``DEPLOYMENT_FAILED`` with nothing recorded, every runtime of the stage
+switched back to the version it served and the stage's copies removed; the message says why and which
+version answers again. MLServer unreachable is a failure to retry: the folders go back to how they
+were first, so a restarted MLServer serves only the version in service. A redelivered task keeps the
+records it already wrote.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +51,7 @@ from workers.domain.serving import (
     served_name,
     unload_quietly,
 )
+from workers.domain.switch import NameSwitch, SwitchFailed
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
@@ -117,17 +124,21 @@ class _Stage:
         self.runtimes = runtimes
         self.clients_of = clients_of
         self.task = task
-        self.served = served_name(version.name, version.version)
+        self.served = served_name(version.name)
         self.existing = {runtime.name: active_record(version, runtime) for runtime in runtimes}
         self.new_online = [runtime for runtime in runtimes
                            if runtime.mode == "online" and self.existing[runtime.name] is None]
+        self.switches = {runtime.name: NameSwitch(runtime, self.served, version.version, clients_of(runtime), task)
+                         for runtime in runtimes if runtime.mode == "online"}
 
     def folders(self, runtime: Runtime) -> ServingFolders:
         assert runtime.model_repository is not None
-        return ServingFolders(runtime.model_repository, self.served)
+        return ServingFolders(runtime.model_repository, self.served, self.version.version)
 
     def publish(self) -> None:
-        """Every checked copy into its repository and loaded; on a failure, none of them."""
+        """Switch every online runtime's endpoint to its checked copy; on a failure, every one back."""
+        started: list[NameSwitch] = []
+        runtime: Runtime | None = None
         try:
             for runtime in self.new_online:
                 folders = self.folders(runtime)
@@ -135,24 +146,29 @@ class _Stage:
                     folders.show()
                 elif not folders.is_visible:  # visible: published by an attempt that stopped mid-way
                     raise self._failed("no checked copy staged by deploy-model", runtime)
-                for client in self.clients_of(runtime):
-                    client.load(self.served)
+                inputs = folders.check_inputs()
+                if inputs is None:
+                    raise self._failed(f"the checked copy in {folders.visible} keeps no check inputs", runtime)
+                switch = self.switches[runtime.name]
+                started.append(switch)
+                switch.bring_in(inputs)
+                switch.switch(inputs)
         except MlserverUnavailable:
-            for runtime in self.new_online:
-                folders = self.folders(runtime)
-                if folders.is_visible:
-                    folders.hide()
+            for switch in started:
+                switch.put_back()
+            for other in self.new_online:
+                if self.folders(other).is_visible:
+                    self.folders(other).hide()
             raise
-        except (MlserverError, BusinessError) as exc:
-            for runtime in self.new_online:
-                unload_quietly(self.clients_of(runtime), self.served, self.task)
-                self.folders(runtime).remove()
-            for runtime in self.runtimes:
-                if runtime.mode == "online" and runtime not in self.new_online:
-                    self.folders(runtime).remove_staged()
+        except (MlserverError, BusinessError, SwitchFailed) as exc:
+            for switch in reversed(started):
+                switch.switch_back()
+            for other in self.runtimes:
+                if other.mode == "online":
+                    self.folders(other).remove_staged()
             if isinstance(exc, BusinessError):
                 raise
-            raise self._failed(exc.message) from exc
+            raise self._failed(exc.message, runtime) from exc
 
     def _failed(self, cause: str, runtime: Runtime | None = None) -> BusinessError:
         where = f" to runtime {runtime.name}" if runtime else ""
@@ -177,16 +193,19 @@ class _Stage:
         return records
 
     def retire(self, records: list[DeploymentRecord]) -> str | None:
-        """Unload and remove the versions these records replaced; the newest of them, if any."""
+        """Remove the folders of the versions these records replaced; the newest of them, if any."""
         replaced: list[DeploymentRecord] = []
         for runtime, record in zip(self.runtimes, records, strict=True):
+            if runtime.mode == "online":
+                self.switches[runtime.name].finish()
             if self.existing[runtime.name] is not None:
                 continue
             for old in replaced_by(self.registry, record):
                 replaced.append(old)
                 if runtime.mode == "online" and old.served_name and old.served_name != self.served:
+                    # a version served under its own name, as deployments before the stable endpoint were
                     assert runtime.model_repository is not None
-                    ServingFolders(runtime.model_repository, old.served_name).remove()
+                    shutil.rmtree(runtime.model_repository / old.served_name, ignore_errors=True)
                     unload_quietly(self.clients_of(runtime), old.served_name, self.task)
         newest = max(replaced, key=lambda record: (record.since, int(record.version)), default=None)
         return newest.version if newest else None

@@ -20,6 +20,8 @@ __all__ = [
     "BATCH_JOB_DONE",
     "DEPLOYED_BATCH_JOB",
     "MODEL_BACK_TEST",
+    "ROLLBACK_MODEL",
+    "ROLLED_BACK",
     "describe_outcome",
     "find_instance",
     "send_signal",
@@ -30,10 +32,14 @@ BACK_TEST_JIRA = "com.modelop.mlc.definitions.Signals_Run_Back_Test_Jira"
 BACK_TEST_SERVICENOW = "com.modelop.mlc.definitions.Signals_Run_Back_Test_ServiceNow"
 MODEL_BACK_TEST = "com.modelop.mlc.definitions.Signals_MODEL_BACK_TEST"
 DEPLOYED_BATCH_JOB = "com.modelop.mlc.definitions.Signals_DEPLOYED_BATCH_JOB"
+ROLLBACK_MODEL = "com.modelop.mlc.definitions.Signals_Rollback_Model"
+"""Starts Rollback Model (``bpmn/rollback-model.bpmn``): not a seed signal, named the seeds' way."""
 BACK_TEST_PASSED = "back-test-passed"
 """The end event of a Run Back Test that passed."""
 BATCH_JOB_DONE = "batch-job-done"
 """The end event of a Run Batch Model Job that wrote its output."""
+ROLLED_BACK = "rolled-back"
+"""The end event of a Rollback Model that put the version back in service."""
 
 
 def send_signal(engine: EngineClient, name: str, variables: Mapping[str, Any]) -> str:
