@@ -114,6 +114,8 @@ def _three_values(item):
         return name, field, ("/from/dotenv", "/from/file", "/from/env")
     if field.annotation == list[Path]:
         return name, field, ("/from/dotenv", "/from/file,/and/file", "/from/env")
+    if field.annotation is bool:  # two values only: each source flips it
+        return name, field, ("True", "False", "True")
     if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) >= 3:
         return name, field, tuple(get_args(field.annotation)[:3])
     return None

@@ -41,15 +41,17 @@ def sample(mlflow_settings: MlflowSettings, registry: ModelRegistry) -> SampleMo
 def test_sample_model_is_registered_the_way_the_domain_expects(registry, sample):
     model = registry.get_model(SAMPLE)
     assert model.service == "registry-tests"
-    assert model.aliases == {DEPLOYED_ALIAS: sample.version}
+    assert model.aliases == {DEPLOYED_ALIAS: sample.version, "deployed-dev": sample.version}
     version = registry.get_version(SAMPLE, sample.version)
     assert version.tags["test_data"] == sample.test_data_uri == f"runs:/{version.run_id}/mlc/test_data.csv"
     assert version.tags["test_criteria"] == f"runs:/{version.run_id}/mlc/test_criteria.dmn"
     assert version.tags["label_column"] == "label"
     assert sample.drifted_data_uri == f"runs:/{version.run_id}/mlc/drifted_data.csv"
-    assert version.status == "READY" and version.aliases == (DEPLOYED_ALIAS,)
+    assert version.status == "READY" and set(version.aliases) == {DEPLOYED_ALIAS, "deployed-dev"}
+    assert version.tags["comparator"] == f"runs:/{version.run_id}/mlc/comparator.dmn"
     assert sorted(registry.list_run_artifacts(version.run_id, "mlc")) == [
-        "mlc/drifted_data.csv", "mlc/test_criteria.dmn", "mlc/test_data.csv"]
+        "mlc/comparator.dmn", "mlc/drifted_data.csv", "mlc/test_criteria.dmn", "mlc/test_data.csv",
+        "mlc/train_data.csv"]
 
 
 def test_sample_model_registration_is_idempotent(mlflow_settings, registry, sample):
@@ -66,9 +68,10 @@ def test_sample_criteria_are_packaged_and_name_the_metrics():
     table = root.find("dmn:decision/dmn:decisionTable", namespace)
     assert root.find("dmn:decision", namespace).get("id") == "Decision_1"
     assert table.get("hitPolicy") == "COLLECT"
-    assert [i.get("label") for i in table.findall("dmn:input", namespace)] == ["auc", "f1_score"]
+    assert [i.get("label") for i in table.findall("dmn:input", namespace)] == [
+        "auc", "f1_score", "max_psi", "drift_share", "selection_rate_disparity", "precision_disparity"]
     assert [o.get("name") for o in table.findall("dmn:output", namespace)] == ["passes", "reason", "category"]
-    assert len(table.findall("dmn:rule", namespace)) == 4
+    assert len(table.findall("dmn:rule", namespace)) == 8
 
 
 def test_deployed_version_is_found_by_alias(registry, sample):
@@ -108,7 +111,7 @@ def test_loaded_model_has_the_sklearn_flavour(registry, sample, tmp_path):
         artifact_uri=sample.test_data_uri, dst_path=str(tmp_path), tracking_uri=registry.settings.tracking_uri))
     with registry.loaded_model(SAMPLE, sample.version) as loaded:
         assert loaded.flavor == "sklearn"
-        probabilities = loaded.model.predict_proba(data.drop(columns=["label"]))
+        probabilities = loaded.model.predict_proba(data.drop(columns=["label", "patient_group"]))
     assert probabilities.shape == (len(data), 2)
 
 
