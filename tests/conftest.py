@@ -7,7 +7,10 @@ admin (an operator) and ``mlctest-worker`` the workers' user (fetch, complete, n
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +157,32 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlserverFixtu
         pytest.exit(f"the test MLServer could not start: {exc}", returncode=3)
     yield MlserverFixture(f"http://127.0.0.1:{http_port}", repository, time.monotonic() - started)
     process.stop()
+
+
+def as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[int]:
+    """A PostgreSQL server of the module's own (its port; user ``mlc``, database ``postgres``), or a skip
+    where its binaries are not installed."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    # outside pytest's private temp folder: the server runs as the postgres user, never as root
+    home = Path(tempfile.mkdtemp(prefix="mlc-postgres-"))
+    data = home / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(home, "postgres")
+        shutil.chown(data, "postgres")
+    port = free_port()
+    as_postgres("initdb", "-D", str(data), "-U", "mlc", "-A", "trust")
+    as_postgres("pg_ctl", "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
+                f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start")
+    yield port
+    as_postgres("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
+    shutil.rmtree(home, ignore_errors=True)

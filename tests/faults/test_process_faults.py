@@ -28,13 +28,17 @@ BACK_TEST_TOPICS = ("get-model", "run-metrics-job", "evaluate-dmn", "create-jira
 class Stack:
     """The module's own engine and MLflow, each restartable on its own state."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, postgres_port: int) -> None:
         self.fleet = FleetSettings(home=home, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
                                    bpmn_dir=REPO / "bpmn")
         self.engine_settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="faults",
                                               password="faults-secret")
         self.mlflow_settings = MlflowSettings(tracking_uri=f"http://127.0.0.1:{free_port()}", experiment="faults")
-        self.engine = engine_process(self.fleet, self.engine_settings, extra_env={"MLC_ENGINE_REST_AUTH": "true"})
+        # PostgreSQL, as in production: an H2 file killed under load can be left corrupt ("Row not found in
+        # primary index ACT_RU_EXT_TASK_DATA"), which no harness could make up for
+        self.engine = engine_process(self.fleet, self.engine_settings, extra_env={
+            "MLC_ENGINE_REST_AUTH": "true", "MLC_ENGINE_DB_URL": f"jdbc:postgresql://127.0.0.1:{postgres_port}/postgres",
+            "MLC_ENGINE_DB_USER": "mlc"})
         self.mlflow = mlflow_process(self.fleet, self.mlflow_settings)
 
     def kill(self, process: ManagedProcess) -> None:
@@ -44,8 +48,8 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("faults"))
+def stack(tmp_path_factory: pytest.TempPathFactory, postgres: int) -> Iterator[Stack]:
+    stack = Stack(tmp_path_factory.mktemp("faults"), postgres)
     stack.engine.start(timeout_s=180)
     stack.mlflow.start(timeout_s=120)
     yield stack
