@@ -210,6 +210,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         monitors = _monitor_data(request, model, data, baseline)
         scorer = _Scorer(model, monitors)
         champion = _champion(stack, registry, data, task)
+        champion_data = data.model_copy(update={"model_version": data.champion_version})
         if baseline is not None and monitors is not None:
             _read_baseline(scorer, monitors, baseline, settings, chunk_rows)
             task.progress("baseline read", baseline=baseline, rows=monitors.baseline.rows if monitors.baseline else 0)
@@ -223,8 +224,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
                                                    required_columns=[data.label_column,
                                                                      *_protected(request)]), start=1):
             if champion is not None:
-                champion.score(chunk, data.model_copy(update={"model_version": data.champion_version}),
-                               first_row=writer.rows)
+                champion.score(chunk, champion_data, first_row=writer.rows)
             writer.write(scorer.score(chunk, data, first_row=writer.rows))
             if number % progress_every == 0:
                 task.progress("scoring", chunks=number, rows=writer.rows)
