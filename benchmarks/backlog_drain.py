@@ -94,7 +94,9 @@ def run_benchmark(settings: EngineSettings, tasks: int, replicas: int, max_tasks
         pid = engine_pid(settings)
         base = free_port_block(replicas, start=33_000, stop=40_000)
         environment = {**os.environ, "MLC_ENGINE_URL": settings.url, "MLC_WORKER_MAX_TASKS": str(max_tasks),
-                       "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+                       "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+                       **({"MLC_ENGINE_USER": settings.user} if settings.user else {}),
+                       **({"MLC_ENGINE_PASSWORD": settings.password.get_secret_value()} if settings.password else {})}
         workers = [subprocess.Popen([sys.executable, __file__, "--child", topic],
                                     env={**environment, "MLC_WORKER_HEALTH_PORT": str(base + index),
                                          "MLC_WORKER_ID": f"replica-{index + 1}"})
