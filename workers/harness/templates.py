@@ -9,7 +9,9 @@ task on the topic and gives it
   (``${MODEL_ID}``, or ``${execution.getVariable("MODEL_VERSION")}`` for an optional one, null when
   the process has none: :class:`~workers.harness.topic.TaskInput` counts that as absent);
 - an output parameter per variable the output model writes, mapped to the process variable named
-  in the field (by default, the same name);
+  in the field (by default, the same name). Its source is ``${execution.getVariable("X")}``, not
+  ``${X}``: the engine maps outputs out of a task that a boundary event ends too (a BPMN error),
+  and an unknown name would fail that error's propagation;
 - a ``camunda:errorEventDefinition`` for each of the topic's ``bpmn_errors``, which puts a
   ``bpmn:Error`` with that code in the diagram: an error boundary event on the task picks it by
   name. Its expression is ``${false}``: the worker throws the error itself, the engine never does.
@@ -32,7 +34,7 @@ from pydantic.fields import FieldInfo
 from workers.harness.topic import Topic
 
 __all__ = ["SCHEMA", "TEMPLATE_ID_PREFIX", "element_template", "element_templates", "render", "template_file_name",
-           "variable_type", "write_templates"]
+           "passed_on", "variable_type", "write_templates"]
 
 SCHEMA = "https://unpkg.com/@camunda/element-templates-json-schema/resources/schema.json"
 """The Camunda 7 element-template JSON schema (npm ``@camunda/element-templates-json-schema``)."""
@@ -68,6 +70,11 @@ def variable_type(annotation: Any) -> str:
     raise TypeError(f"no template type for {annotation!r}")
 
 
+def passed_on(variable: str) -> str:
+    """An expression for the variable's value, null where no scope has it (``${X}`` would fail the task)."""
+    return f'${{execution.getVariable("{variable}")}}'
+
+
 def _variable(name: str, field: FieldInfo) -> str:
     return field.alias or name
 
@@ -86,7 +93,7 @@ def _input_property(topic: Topic[Any, Any], name: str, field: FieldInfo) -> dict
     else:
         default = field.get_default(call_default_factory=True)
         need = "optional" if default is None else f"optional, default {json.dumps(default)}"
-        value = f'${{execution.getVariable("{variable}")}}'
+        value = passed_on(variable)
     prop: dict[str, Any] = {
         "label": variable,
         "description": f"{kind}, {need}. {_described(topic, variable, field)}",
@@ -109,7 +116,7 @@ def _output_property(topic: Topic[Any, Any], name: str, field: FieldInfo) -> dic
         "type": "String",
         "group": "outputs",
         "value": variable,
-        "binding": {"type": "camunda:outputParameter", "source": f"${{{variable}}}"},
+        "binding": {"type": "camunda:outputParameter", "source": passed_on(variable)},
     }
 
 
