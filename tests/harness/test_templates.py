@@ -115,12 +115,6 @@ class _Out(TaskOutput):
     """Done."""
 
 
-def test_a_null_variable_counts_as_absent_where_the_input_has_a_default():
-    assert _Optional.model_validate({"OVERWRITE": None, "NAME": "a"}).overwrite is False
-    with pytest.raises(ValueError, match="NAME"):
-        _Optional.model_validate({"OVERWRITE": True, "NAME": None})
-
-
 def test_mlc_templates_writes_one_file_per_topic(tmp_path, capsys):
     out = tmp_path / "element-templates"
     assert main(["templates", "--out", str(out)]) == 0
