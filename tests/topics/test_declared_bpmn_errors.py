@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 import sys
 import textwrap
 import typing
+import xml.etree.ElementTree as ET
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -157,3 +160,40 @@ def test_a_code_the_reader_cannot_tell_fails_naming_where_it_is():
     tree = ast.parse(source)
     with pytest.raises(UnreadableCode, match=r"example, line 2: cannot tell the code of data.code_of_the_day"):
         _codes_in(tree, vars(module), "workers.topics.example")
+
+
+def _readme_topic_rows() -> dict[str, str]:
+    """The BPMN errors column of each row of the README's table of topics."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Topics\n", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[3]
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(TOPICS))
+def test_the_readme_lists_the_declared_bpmn_errors_of_each_topic(name):
+    topic = TOPICS[name]
+    named = set(re.findall(r"`([A-Z][A-Z_]+)`", _readme_topic_rows()[name]))
+    variables = set(topic.variable_names)
+    assert named - variables == {error.code for error in topic.bpmn_errors}
+
+
+def test_the_processes_catch_only_errors_their_tasks_topics_declare():
+    bpmn, camunda = "{http://www.omg.org/spec/BPMN/20100524/MODEL}", "{http://camunda.org/schema/1.0/bpmn}"
+    checked = 0
+    for path in sorted((Path(__file__).resolve().parents[2] / "bpmn").glob("*.bpmn")):
+        root = ET.parse(path).getroot()
+        codes = {error.get("id"): error.get("errorCode") for error in root.iter(f"{bpmn}error")}
+        topics = {task.get("id"): task.get(f"{camunda}topic") for task in root.iter(f"{bpmn}serviceTask")}
+        for boundary in root.iter(f"{bpmn}boundaryEvent"):
+            topic = TOPICS.get(topics.get(boundary.get("attachedToRef")) or "")
+            for definition in boundary.iter(f"{bpmn}errorEventDefinition"):
+                code = codes.get(definition.get("errorRef"))
+                if topic is not None and code:
+                    checked += 1
+                    assert code in {e.code for e in topic.bpmn_errors}, f"{path.name}: {topic.name} never raises {code}"
+    assert checked
