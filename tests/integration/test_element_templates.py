@@ -16,9 +16,11 @@ from tests.support import finished_instance, running_loop
 from tests.support.modeler import BPMN, CAMUNDA, apply_template
 from workers.clients.notifications import Notifier
 from workers.config import NotificationSettings
+from workers.engine import EngineClient
 from workers.topics import TOPICS
 from workers.topics.promote_stage import make_handler as promote_handler
 from workers.topics.send_notification import make_handler as notification_handler
+from workers.topics.summarize_back_tests import make_handler as summary_handler
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[2]
@@ -30,14 +32,16 @@ def shipped(topic: str) -> dict:
 
 def drawn_process(key: str) -> bytes:
     """Start, Promote stage (template promote-stage) with an error boundary event on BAD_PROMOTION,
-    Notify (template send-notification, two inputs typed over by the operator), end."""
+    Notify (template send-notification, two inputs typed over by the operator), Summarize (template
+    summarize-back-tests: a JSON input), end."""
     definitions = ET.Element(f"{{{BPMN}}}definitions", {"id": f"{key}-definitions",
                                                          "targetNamespace": "http://mlc-manager/tests"})
     promote, errors = apply_template(shipped("promote-stage"), "promote", "Promote stage")
     notify, more_errors = apply_template(shipped("send-notification"), "notify", "Notify", values={
         "NOTIFICATION_KIND": "stage-promoted",
         "NOTIFICATION_MESSAGE": "promoted from ${PROMOTED_FROM_STAGE} to ${MODEL_STAGE}"})
-    assert more_errors == []
+    summarize, none = apply_template(shipped("summarize-back-tests"), "summarize", "Summarize")
+    assert more_errors == none == []
     definitions.extend(errors)
     process = ET.SubElement(definitions, f"{{{BPMN}}}process", {
         "id": key, "isExecutable": "true", f"{{{CAMUNDA}}}historyTimeToLive": "P1D"})
@@ -49,7 +53,7 @@ def drawn_process(key: str) -> bytes:
         node("sequenceFlow", f"{source}-to-{target}", sourceRef=source, targetRef=target)
 
     node("startEvent", "start")
-    process.extend([promote, notify])
+    process.extend([promote, notify, summarize])
     node("endEvent", "notified")
     boundary = node("boundaryEvent", "refused-promotion", attachedToRef="promote")
     bad_promotion = next(e for e in errors if e.get("errorCode") == "BAD_PROMOTION")
@@ -59,7 +63,8 @@ def drawn_process(key: str) -> bytes:
     node("endEvent", "refused")
     flow("start", "promote")
     flow("promote", "notify")
-    flow("notify", "notified")
+    flow("notify", "summarize")
+    flow("summarize", "notified")
     flow("refused-promotion", "refused")
     return ET.tostring(definitions, xml_declaration=True, encoding="UTF-8")
 
@@ -84,12 +89,16 @@ def workers(engine_settings):
                                   handler=promote_handler(REPO / "deploy" / "runtimes.yaml"))
     notify = dataclasses.replace(TOPICS["send-notification"], build_handler=None,
                                  handler=notification_handler(Notifier(NotificationSettings(webhook_url=None))))
-    with running_loop(promote, engine_settings), running_loop(notify, engine_settings):
+    summarize = dataclasses.replace(TOPICS["summarize-back-tests"], build_handler=None,
+                                    handler=summary_handler(EngineClient(engine_settings, "summarize-back-tests")))
+    with running_loop(promote, engine_settings), running_loop(notify, engine_settings), \
+            running_loop(summarize, engine_settings):
         yield
 
 
 def test_a_process_drawn_from_the_templates_runs_with_the_topics_workers(engine, drawn, workers):
-    instance = engine.start_process(drawn, {"MODEL_STAGE": "DEV", "PROMOTE_TO": "UAT"})["id"]
+    instance = engine.start_process(drawn, {"MODEL_STAGE": "DEV", "PROMOTE_TO": "UAT",
+                                            "UNREADABLE_SCHEDULES": {"credit-model": "bad cron"}})["id"]
     entry = finished_instance(engine, instance)
     assert entry["state"] == "COMPLETED" and entry["endActivityId"] == "notified"
     variables = process_variables(engine, instance)
@@ -98,6 +107,9 @@ def test_a_process_drawn_from_the_templates_runs_with_the_topics_workers(engine,
     assert variables["NOTIFICATION_ID"] and variables["NOTIFIED_AT"]
     inputs = engine.get("/history/variable-instance", processInstanceId=instance, variableName="NOTIFICATION_MESSAGE")
     assert [v["value"] for v in inputs] == ["promoted from DEV to SIT"]  # the operator's input expression
+    # a JSON variable passes through an input parameter as JSON, and a JSON output comes back out
+    assert json.loads(variables["BACK_TEST_SUMMARY"])["skipped"] == {"credit-model": "bad cron"}
+    assert variables["BACK_TEST_SUMMARY_TEXT"].endswith("skipped, schedule unreadable: credit-model")
 
 
 def test_a_declared_bpmn_error_is_caught_on_the_error_the_template_added(engine, drawn, workers):

@@ -120,6 +120,10 @@ def _output_property(topic: Topic[Any, Any], name: str, field: FieldInfo) -> dic
     }
 
 
+def _sentence(text: str) -> str:
+    return f"{text[:1].upper()}{text[1:]}{'' if text.endswith('.') else '.'}"
+
+
 def element_template(topic: Topic[Any, Any]) -> dict[str, Any]:
     """The element template of ``topic``; a variable without a description is a :class:`ValueError`."""
     properties: list[dict[str, Any]] = [
@@ -131,8 +135,10 @@ def element_template(topic: Topic[Any, Any]) -> dict[str, Any]:
     ]
     properties += [_input_property(topic, name, field) for name, field in topic.input_model.model_fields.items()]
     properties += [_output_property(topic, name, field) for name, field in topic.output_model.model_fields.items()]
-    properties += [{"label": error.code, "description": f"{error.description}. Catch it with an error boundary "
-                    f"event on error {error.code}.", "group": "errors", "value": NEVER,
+    properties += [{"label": error.code,
+                    "description": f"{_sentence(error.description)} Catch it with an error boundary event on "
+                                   f"error {error.code}.",
+                    "group": "errors", "value": NEVER,
                     "binding": {"type": "camunda:errorEventDefinition", "errorRef": error.code}}
                    for error in topic.bpmn_errors]
     errors = [e.code for e in topic.bpmn_errors]
@@ -140,7 +146,7 @@ def element_template(topic: Topic[Any, Any]) -> dict[str, Any]:
         "$schema": SCHEMA,
         "name": f"MLC {topic.name}",
         "id": TEMPLATE_ID_PREFIX + topic.name,
-        "description": f"{topic.description[:1].upper()}{topic.description[1:]} "
+        "description": f"{_sentence(topic.description)[:-1]} "
                        f"(external task, topic {topic.name}"
                        + (f"; BPMN errors {', '.join(errors)})." if errors else "; no BPMN error)."),
         "appliesTo": ["bpmn:ServiceTask"],
