@@ -74,6 +74,19 @@ def run_topics(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_templates(args: argparse.Namespace) -> int:
+    from workers.harness.templates import write_templates
+
+    out = Path(args.out)
+    try:
+        written = write_templates(TOPICS.values(), out)
+    except (OSError, ValueError) as exc:
+        print(f"mlc: cannot write the element templates to {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(written)} Camunda Modeler element templates in {out}")
+    return 0
+
+
 def run_up(args: argparse.Namespace) -> int:
     from workers.fleet.local import LocalFleet, serve_forever
 
@@ -269,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="list the topics this fleet handles")
     topics.set_defaults(run=run_topics)
+    templates = commands.add_parser("templates", help="write a Camunda Modeler element template for every topic")
+    templates.add_argument("--out", required=True, help="folder to write them to (one TOPIC.json per topic)")
+    templates.set_defaults(run=run_templates)
     return parser
 
 

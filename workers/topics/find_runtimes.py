@@ -18,20 +18,25 @@ from pydantic import Field
 from workers.config import RuntimeSettings, load
 from workers.domain.runtimes import BAD_PROMOTION, current_inventory, load_inventory, promotion_problem
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "make_handler"]
 
 
 class FindRuntimesInput(TaskInput):
     service_tag: str | None = Field(None, alias="SERVICE_TAG")
+    """The model's service tag (model tag service)."""
     model_stage: str = Field("DEV", alias="MODEL_STAGE")
+    """The stage to deploy to."""
     promote_to: str | None = Field(None, alias="PROMOTE_TO")
+    """The last stage to promote to, checked against deploy/runtimes.yaml."""
 
 
 class FindRuntimesOutput(TaskOutput):
     runtimes: list[str] = Field(alias="RUNTIMES")
+    """Names of the matching runtimes."""
     runtime_modes: dict[str, str] = Field(alias="RUNTIME_MODES")
+    """Each runtime's mode: batch or online."""
 
 
 Handler = Callable[[FindRuntimesInput, TaskContext], FindRuntimesOutput]
@@ -70,4 +75,9 @@ TOPIC = Topic(
     output_model=FindRuntimesOutput,
     build_handler=lambda: make_handler(load(RuntimeSettings).file),
     description="the runtimes of deploy/runtimes.yaml matching the model's service tag and stage",
+    bpmn_errors=(
+        BpmnError("NO_RUNTIME", "no runtime of deploy/runtimes.yaml matches the service tag and stage, or the model "
+                                "has no service tag"),
+        BpmnError("BAD_PROMOTION", "PROMOTE_TO is no stage after MODEL_STAGE in deploy/runtimes.yaml"),
+    ),
 )
