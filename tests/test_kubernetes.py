@@ -466,3 +466,31 @@ def test_the_engine_takes_its_passwords_from_the_secret_volume_of_its_manifest(r
         assert requests.get(count, auth=(admin, "not-the-password"), timeout=30).status_code == 401
     finally:
         process.stop()
+
+
+def test_mlflow_runs_from_its_manifests_variables_alone_and_answers_cluster_names_only(rendered, tmp_path: Path):
+    """The image's entrypoint is a bare `mlflow server`: the ConfigMap's MLFLOW_* variables are its options."""
+    import sys
+
+    from workers.fleet.processes import ManagedProcess, http_ok
+
+    mlflow = containers(by_name(rendered["base"], "Deployment")["mlflow"])[0]
+    settings = config_map_keys(rendered["base"], mlflow)
+    port = free_port()
+    env = settings | {  # only where it runs changes: SQLite for PostgreSQL, loopback, a free port, tmp_path
+        "MLFLOW_BACKEND_STORE_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "MLFLOW_ARTIFACTS_DESTINATION": str(tmp_path / "artifacts"),
+        "MLFLOW_HOST": "127.0.0.1", "MLFLOW_PORT": str(port)}
+    server = ManagedProcess(name="mlflow", argv=[sys.executable, "-m", "mlflow", "server"],
+                            log_path=tmp_path / "mlflow.log", ready=http_ok(f"http://127.0.0.1:{port}/health"),
+                            env=env, cwd=tmp_path)
+    server.start(timeout_s=120)
+    try:
+        search = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/search?max_results=1"
+        for host in ("mlflow:5000", "mlflow.mlc.svc.cluster.local:5000", "localhost:5000"):
+            assert requests.get(search, headers={"Host": host}, timeout=30).status_code == 200, host
+        assert requests.get(search, headers={"Host": "attacker.example:5000"}, timeout=30).status_code == 403
+        artifacts = f"http://127.0.0.1:{port}/api/2.0/mlflow-artifacts/artifacts"  # MLFLOW_SERVE_ARTIFACTS
+        assert requests.get(artifacts, headers={"Host": "mlflow:5000"}, timeout=30).status_code == 200
+    finally:
+        server.stop()
