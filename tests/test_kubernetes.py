@@ -24,6 +24,7 @@ from tests.support.kubernetes import containers, keda_schema, render, validate_c
 from tests.test_deploy_files import engine_variables, runtimes_file_variables, setting_variables
 from workers.config import FleetSettings
 from workers.domain.runtimes import load_inventory
+from workers.fleet.groups import GROUPS
 from workers.topics import TOPICS
 
 KUBERNETES = REPO / "deploy/kubernetes"
@@ -31,18 +32,8 @@ FOLDERS = ("base", "overlays/dev", "overlays/production")
 KUBERNETES_VERSION = "1.33.0"
 SECRET = "mlc-secrets"
 
-# The fleet's worker groups (`mlc worker --group NAME`), one place for these tests. The lead connects
-# this to workers.fleet.groups when the groups are merged: then read them from there.
-WORKER_GROUPS: dict[str, set[str]] = {
-    "light": {"check-jira-ticket", "copy-schedules", "create-jira", "create-servicenow-incident", "evaluate-dmn",
-              "find-rollback-target", "find-runtimes", "find-scheduled-back-tests", "get-batch-deployment",
-              "get-compatible-runtime", "get-model", "inspect-model-version", "promote-stage", "send-notification",
-              "set-expiration-date", "summarize-back-tests"},
-    "metrics": {"run-metrics-job"},
-    "scoring": {"run-batch-job"},
-    "training": {"start-training-job", "check-training-job"},
-    "deployment": {"deploy-model", "record-deployments"},
-}
+# The fleet's worker groups (`mlc worker --group NAME`): each has a Deployment and a ScaledObject.
+WORKER_GROUPS: dict[str, set[str]] = {group: set(topics) for group, topics in GROUPS.items()}
 # `mlc exporter`'s settings, from the exporter's branch: remove once its settings class is in config.py.
 EXPORTER_VARIABLES = {"MLC_EXPORTER_HOST", "MLC_EXPORTER_PORT"}
 # uid of each image's user (deploy/*/Dockerfile): the pods run as it, and secret files are readable by it
