@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from workers.config import MlflowSettings
-from workers.domain.datafiles import ChunkWriter, DataFileError, data_format, read_chunks
+from workers.domain import datafiles
+from workers.domain.datafiles import ChunkWriter, DataFileError, data_format, read_batches, read_chunks
 
 LOCAL_ONLY = MlflowSettings(tracking_uri="http://127.0.0.1:9")  # never reached: these files are local
 
@@ -77,7 +78,13 @@ def test_malformed_csv_names_the_line(tmp_path):
     assert "line 4" in str(error.value)
 
 
-def test_a_malformed_row_beyond_the_first_chunk_fails_when_reached(tmp_path):
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Arrow parses 64 bytes of CSV at a time (8 MB in use), so that a few rows span several blocks."""
+    monkeypatch.setattr(datafiles, "CSV_BLOCK_BYTES", 64)
+
+
+def test_a_malformed_row_beyond_the_first_chunk_fails_when_reached(tmp_path, small_blocks):
     path = tmp_path / "late.csv"
     path.write_text("x,label\n" + "1,0\n" * 30 + "2,1,9\n")
     chunks = read_chunks(str(path), LOCAL_ONLY, chunk_rows=10)
