@@ -179,6 +179,9 @@ def _csv_batches(uri: str, source: Path | pa.NativeFile) -> Iterator[pa.RecordBa
         try:
             reader = _open_csv(uri, source, delivered, types)
             if not types:
+                not_text = [field.name for field in reader.schema if pa.types.is_binary(field.type)]
+                if not_text:
+                    raise DataFileError(f"{uri}: malformed CSV: column {not_text[0]!r} holds text that is not UTF-8")
                 types = {field.name: _pandas_type(field.type) for field in reader.schema}
                 if types != {field.name: field.type for field in reader.schema}:
                     continue
@@ -232,8 +235,15 @@ def _widened(uri: str, types: dict[str, pa.DataType], error: pa.ArrowInvalid) ->
 
 
 def _parquet_batches(uri: str, source: Path | pa.NativeFile, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """The file's columns, without the index ``pandas`` may have stored beside them, nor its metadata
+    (which would describe columns the caller may drop or change)."""
     try:
-        yield from pq.ParquetFile(source).iter_batches(batch_size=chunk_rows)
+        parquet = pq.ParquetFile(source)
+        stored_index = [name for name in (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
+                        if isinstance(name, str)]
+        columns = [name for name in parquet.schema_arrow.names if name not in stored_index]
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
+            yield batch.replace_schema_metadata(None)
     except (pa.ArrowException, OSError) as exc:
         raise DataFileError(f"{uri}: malformed Parquet: {exc}") from exc
 
