@@ -37,7 +37,7 @@ __all__ = ["CSV_BLOCK_BYTES", "DEFAULT_CHUNK_ROWS", "ChunkWriter", "DataFileErro
 DataFormat = Literal["csv", "parquet"]
 
 DEFAULT_CHUNK_ROWS = 50_000
-CSV_BLOCK_BYTES = 8 * 1024 * 1024
+CSV_BLOCK_BYTES = 1024 * 1024
 """Bytes of CSV Arrow parses at a time; column types are inferred from the first block."""
 _CONVERSION_ERROR = re.compile(r"In CSV column #(\d+): .*CSV conversion error")
 T = TypeVar("T")
@@ -242,8 +242,9 @@ def _parquet_batches(uri: str, source: Path | pa.NativeFile, chunk_rows: int) ->
         stored_index = [name for name in (parquet.schema_arrow.pandas_metadata or {}).get("index_columns", [])
                         if isinstance(name, str)]
         columns = [name for name in parquet.schema_arrow.names if name not in stored_index]
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=columns):
-            yield batch.replace_schema_metadata(None)
+        for group in range(parquet.num_row_groups):  # one reader a group: one over all holds what it has read
+            for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[group], columns=columns):
+                yield batch.replace_schema_metadata(None)
     except (pa.ArrowException, OSError) as exc:
         raise DataFileError(f"{uri}: malformed Parquet: {exc}") from exc
 
