@@ -84,3 +84,16 @@ def test_backlog_drain_completes_every_task_with_its_replicas(engine_settings: E
     assert (result["completed"], result["replicas"]) == (60, 2)
     assert result["poll_errors"] == 0 and result["failed_reports"] == 0
     assert result["rate_over_time"] and result["tasks_per_s"] > 0
+
+
+def test_batch_speed_runs_both_ways_on_both_formats(tmp_path) -> None:
+    from benchmarks import batch_speed
+
+    result = batch_speed.run_benchmark(batch_speed.Options(rows=2_000, chunk_rows=500, rounds=1, directory=tmp_path))
+
+    line = json.loads(result.line())
+    assert line["rows"] == 2_000 and len(line["csv_streamed_runs"]) == len(line["parquet_arrow_runs"]) == 1
+    assert all(line[key] > 0 for key in ("csv_arrow_seconds", "csv_streamed_seconds", "csv_ratio",
+                                         "parquet_arrow_seconds", "parquet_streamed_seconds", "parquet_ratio",
+                                         "streamed_peak_rss_mb", "arrow_peak_rss_mb"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["speed-input.csv", "speed-input.parquet"]

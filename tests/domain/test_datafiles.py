@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from workers.config import MlflowSettings
-from workers.domain.datafiles import ChunkWriter, DataFileError, data_format, read_chunks
+from workers.domain import datafiles
+from workers.domain.datafiles import ChunkWriter, DataFileError, data_format, read_batches, read_chunks
 
 LOCAL_ONLY = MlflowSettings(tracking_uri="http://127.0.0.1:9")  # never reached: these files are local
 
@@ -77,7 +78,13 @@ def test_malformed_csv_names_the_line(tmp_path):
     assert "line 4" in str(error.value)
 
 
-def test_a_malformed_row_beyond_the_first_chunk_fails_when_reached(tmp_path):
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Arrow parses 64 bytes of CSV at a time (8 MB in use), so that a few rows span several blocks."""
+    monkeypatch.setattr(datafiles, "CSV_BLOCK_BYTES", 64)
+
+
+def test_a_malformed_row_beyond_the_first_chunk_fails_when_reached(tmp_path, small_blocks):
     path = tmp_path / "late.csv"
     path.write_text("x,label\n" + "1,0\n" * 30 + "2,1,9\n")
     chunks = read_chunks(str(path), LOCAL_ONLY, chunk_rows=10)
@@ -154,3 +161,89 @@ def test_artifact_uris_are_downloaded(mlflow_settings: MlflowSettings, tmp_path,
     assert [len(chunk) for chunk in chunks] == [200, 50]
     with pytest.raises(DataFileError, match=f"runs:/{run.info.run_id}/inputs/absent.csv: cannot download"):
         list(read_chunks(f"runs:/{run.info.run_id}/inputs/absent.csv", mlflow_settings))
+
+
+def test_batches_are_arrow_record_batches_of_chunk_rows(tmp_path, frame):
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    batches = list(read_batches(str(path), LOCAL_ONLY, chunk_rows=100))
+    assert [batch.num_rows for batch in batches] == [100, 100, 50]
+    assert batches[0].schema.names == ["x", "y", "name", "label"]
+    assert [str(batch.schema.field("y").type) for batch in batches] == ["int64"] * 3
+
+
+def test_csv_columns_are_typed_as_pandas_types_them(tmp_path):
+    path = tmp_path / "typed.csv"
+    path.write_text("when,note,empty,flag,count\n2026-01-02,a,,True,1\n2026-01-03,,,false,\n")
+    [chunk] = chunks_of(path)
+    expected = pd.read_csv(path)
+    assert chunk["when"].tolist() == ["2026-01-02", "2026-01-03"]  # dates stay text
+    assert chunk["note"].isna().tolist() == [False, True]          # an empty text is missing, not ""
+    assert chunk["empty"].dtype == expected["empty"].dtype == np.float64
+    assert chunk["flag"].tolist() == [True, False]
+    assert chunk["count"].tolist()[0] == 1 and np.isnan(chunk["count"].tolist()[1])
+
+
+def test_a_later_value_that_does_not_fit_widens_its_column(tmp_path, small_blocks):
+    path = tmp_path / "widening.csv"
+    rows = [f"{i},{i}" for i in range(20)] + ["20,2.5", "21,7"] + ["x-22,8"] + [f"{i},{i}" for i in range(23, 30)]
+    path.write_text("id,value\n" + "\n".join(rows) + "\n")
+    chunks = chunks_of(path, chunk_rows=10)
+    assert [len(chunk) for chunk in chunks] == [10, 10, 10]
+    # a column widens from the block (64 bytes here) holding its first misfit on, as pandas' chunks would
+    assert (chunks[0]["value"].dtype.kind, chunks[2]["value"].dtype.kind) == ("i", "f")
+    assert (chunks[0]["id"].dtype.kind, chunks[2]["id"].tolist()[:3]) == ("i", ["20", "21", "x-22"])
+    whole = pd.read_csv(path)
+    assert pd.concat(chunks, ignore_index=True)["value"].tolist() == whole["value"].tolist()
+    assert [str(value) for chunk in chunks for value in chunk["id"]] == whole["id"].astype(str).tolist()
+
+
+def test_text_that_is_not_utf8_is_malformed(tmp_path, small_blocks):
+    first, later = tmp_path / "first.csv", tmp_path / "later.csv"
+    first.write_bytes("name,label\ncafé,1\n".encode("latin-1"))
+    later.write_bytes(("name,label\n" + "tea,1\n" * 20).encode() + "café,1\n".encode("latin-1"))
+    with pytest.raises(DataFileError, match=f"^{first}: malformed CSV: column 'name' holds text that is not UTF-8"):
+        chunks_of(first)
+    with pytest.raises(DataFileError, match=f"^{later}: malformed CSV: .*line 22.*UTF8"):
+        chunks_of(later)
+
+
+def test_leaving_early_stops_reading_ahead(tmp_path, frame):
+    import threading
+
+    path = tmp_path / "data.csv"
+    frame.to_csv(path, index=False)
+    chunks = read_chunks(str(path), LOCAL_ONLY, chunk_rows=10)
+    assert len(next(chunks)) == 10
+    chunks.close()
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("read-ahead")]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_writer_takes_arrow_batches_and_widens_types_the_first_chunk_had(tmp_path, suffix):
+    import pyarrow as pa
+
+    path = tmp_path / f"scores{suffix}"
+    with ChunkWriter(path) as writer:
+        writer.write(pa.record_batch({"id": ["a", "b"], "value": pa.array([1, 2])}))
+        writer.write(pa.record_batch({"id": ["c", None], "value": pa.array([3, None])}))
+    written = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    assert written["id"].tolist()[:3] == ["a", "b", "c"] and pd.isna(written["id"].iloc[3])
+    assert written["value"].tolist()[:3] == [1, 2, 3] and pd.isna(written["value"].iloc[3])
+    assert writer.rows == 4
+
+
+def test_parquet_refuses_a_chunk_its_first_types_cannot_hold(tmp_path):
+    import pyarrow as pa
+
+    with pytest.raises(DataFileError, match="column types differ"), ChunkWriter(tmp_path / "s.parquet") as writer:
+        writer.write(pa.record_batch({"value": pa.array([1, 2])}))
+        writer.write(pa.record_batch({"value": pa.array(["three"])}))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_index_pandas_stored_in_parquet_is_not_a_column(tmp_path, frame):
+    path = tmp_path / "indexed.parquet"
+    frame.iloc[::2].to_parquet(path)  # index 0, 2, 4, ... stored as __index_level_0__
+    [batch] = read_batches(str(path), LOCAL_ONLY)
+    assert batch.schema.names == ["x", "y", "name", "label"] and batch.schema.metadata is None

@@ -180,6 +180,49 @@ def test_a_failing_model_leaves_no_output(data, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
 
 
+class Short:
+    """A model that gives one prediction too few."""
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.zeros(len(frame) - 1)
+
+
+def test_a_model_giving_too_few_predictions_fails_naming_the_rows(data, tmp_path):
+    source = write(data, tmp_path / "in.csv")
+    with pytest.raises(ModelFailed, match=f"model 'short' version 1 failed to score rows 1 to 400 of {source}: "
+                                          "ValueError: 399 predictions for 400 rows"):
+        score_file(LoadedModel("short", "1", "pyfunc", Short()), source, str(tmp_path / "out.csv"),
+                   mlflow=LOCAL_ONLY, chunk_rows=400)
+    assert [p.name for p in tmp_path.iterdir()] == ["in.csv"]
+
+
+@pytest.mark.parametrize("target", [".csv", ".parquet"])
+def test_an_input_column_named_prediction_is_replaced_in_place(data, tmp_path, target):
+    source = write(data[["id", "label"]].assign(prediction="old"), tmp_path / "in.parquet")
+    output = tmp_path / f"out{target}"
+    score_file(LoadedModel("recorder", "1", "pyfunc", Recorder()), source, str(output), mlflow=LOCAL_ONLY)
+    scored = read(output)
+    assert list(scored.columns) == ["id", "label", "prediction"]
+    assert (scored["prediction"] == 1).all() and (scored["id"] == data["id"]).all()
+
+
+def test_the_model_gets_the_columns_with_the_types_pandas_reads(data, tmp_path):
+    seen: list[pd.DataFrame] = []
+
+    class Keeper:
+        def predict(self, frame: pd.DataFrame) -> np.ndarray:
+            seen.append(frame)
+            return np.ones(len(frame))
+
+    source = write(data, tmp_path / "in.csv")
+    score_file(LoadedModel("keeper", "1", "pyfunc", Keeper()), source, str(tmp_path / "out.csv"),
+               mlflow=LOCAL_ONLY, label_column="label", chunk_rows=600)
+    expected = pd.read_csv(source).drop(columns=["label"])
+    given = pd.concat(seen, ignore_index=True)
+    assert [len(frame) for frame in seen] == [600, 400]
+    pd.testing.assert_frame_equal(given, expected)
+
+
 def test_a_failure_after_scoring_leaves_no_output(classifier, data, tmp_path):
     with pytest.raises(RuntimeError), ScoringJob(write(data, tmp_path / "in.csv"), str(tmp_path / "out.parquet"),
                                                  mlflow=LOCAL_ONLY, label_column="label") as job:

@@ -1,7 +1,9 @@
 """Batch scoring: a data file scored with a loaded model, chunk by chunk, into an output file.
 
-Nothing holds the whole file: :func:`workers.domain.datafiles.read_chunks` yields frames of at most
-``chunk_rows`` rows, each is scored and appended by a :class:`workers.domain.datafiles.ChunkWriter`, so
+Nothing holds the whole file: :func:`workers.domain.datafiles.read_batches` yields Arrow record
+batches of ``chunk_rows`` rows (reading the next while this one is scored); each is turned into the
+model's input once (a ``pandas`` frame of the columns it reads), and the kept columns, still in
+Arrow, are written with the predictions by a :class:`workers.domain.datafiles.ChunkWriter`, so
 memory stays bounded by the chunk size whatever the file's. The output (CSV or Parquet, a local
 path, ``file://`` or ``s3://bucket/key``) appears only when the job is committed; a job that fails
 leaves nothing where the output was to be.
@@ -20,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from workers.clients.mlflow.registry import LoadedModel
 from workers.config import MlflowSettings, S3Settings
@@ -29,7 +32,7 @@ from workers.domain.datafiles import (
     DataFileError,
     TargetExists,
     data_format,
-    read_chunks,
+    read_batches,
 )
 
 __all__ = [
@@ -43,6 +46,7 @@ __all__ = [
     "ScoringJob",
     "ScoringSummary",
     "score_file",
+    "with_prediction_columns",
     "with_predictions",
 ]
 
@@ -109,6 +113,10 @@ class Predictor:
         """The columns of ``frame`` the model reads (all of them when it does not say)."""
         return frame if self.feature_names is None else frame[self.feature_names]
 
+    def frame(self, batch: pa.RecordBatch) -> pd.DataFrame:
+        """The columns of ``batch`` the model reads (all of them when it does not say), as a frame."""
+        return (batch if self.feature_names is None else batch.select(self.feature_names)).to_pandas()
+
     def predict(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
         """Predictions (one value a row) and, for a classifier that gives them, class probabilities."""
         predictions = self.model.model.predict(features)
@@ -123,8 +131,24 @@ def with_predictions(frame: pd.DataFrame, predictions: np.ndarray, probabilities
     binary classifier, the predicted class's otherwise."""
     scored = frame.assign(**{PREDICTION: predictions})
     if probabilities is not None:
-        scored[SCORE] = probabilities[:, -1] if probabilities.shape[1] == 2 else probabilities.max(axis=1)
+        scored[SCORE] = _score(probabilities)
     return scored
+
+
+def with_prediction_columns(batch: pa.RecordBatch, predictions: np.ndarray,
+                            probabilities: np.ndarray | None) -> pa.RecordBatch:
+    """:func:`with_predictions` for an Arrow batch: ``prediction`` and ``score`` replace columns of
+    those names or come last; a missing value (``NaN``, ``None``) is a null."""
+    added = {PREDICTION: predictions, **({} if probabilities is None else {SCORE: _score(probabilities)})}
+    for name, values in added.items():
+        column = pa.array(values, from_pandas=True)
+        index = batch.schema.get_field_index(name)
+        batch = batch.set_column(index, name, column) if index >= 0 else batch.append_column(name, column)
+    return batch
+
+
+def _score(probabilities: np.ndarray) -> np.ndarray:
+    return probabilities[:, -1] if probabilities.shape[1] == 2 else probabilities.max(axis=1)
 
 
 class ScoringJob:
@@ -175,9 +199,9 @@ class ScoringJob:
         started = time.monotonic()
         predictor = Predictor(model)
         rows_in = chunks = 0
-        for chunks, chunk in enumerate(self._input(), start=1):
-            rows_in += len(chunk)
-            scored = self._score(predictor, chunk, first_row=rows_in - len(chunk))
+        for chunks, batch in enumerate(self._input(), start=1):
+            rows_in += batch.num_rows
+            scored = self._score(predictor, batch, first_row=rows_in - batch.num_rows)
             try:
                 self._writer.write(scored)
             except DataFileError as exc:
@@ -187,28 +211,30 @@ class ScoringJob:
         return ScoringSummary(rows_in=rows_in, rows_out=self._writer.rows, seconds=time.monotonic() - started,
                               output_uri=self.output_uri, chunks=chunks)
 
-    def _input(self) -> Iterator[pd.DataFrame]:
+    def _input(self) -> Iterator[pa.RecordBatch]:
         required = [*([self.label_column] if self.label_column else []), *(self.keep_columns or [])]
         try:
-            yield from read_chunks(self.input_uri, self._mlflow, required_columns=required,
+            yield from read_batches(self.input_uri, self._mlflow, required_columns=required,
                                    chunk_rows=self._chunk_rows, s3=self._s3)
         except DataFileError as exc:
             raise InputUnreadable(str(exc)) from exc
 
-    def _score(self, predictor: Predictor, chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
-        data = chunk.drop(columns=[self.label_column]) if self.label_column else chunk
-        missing = predictor.missing_features(data.columns)
+    def _score(self, predictor: Predictor, batch: pa.RecordBatch, first_row: int) -> pa.RecordBatch:
+        data = batch.drop_columns([self.label_column]) if self.label_column else batch
+        missing = predictor.missing_features(data.schema.names)
         if missing:
             raise ModelFailed(f"{self.input_uri}: the model needs columns the file lacks: {', '.join(missing)}")
+        kept = data if self.keep_columns is None else batch.select(self.keep_columns)
         try:
-            predictions, probabilities = predictor.predict(predictor.features(data))
+            predictions, probabilities = predictor.predict(predictor.frame(data))
+            if len(predictions) != batch.num_rows:
+                raise ValueError(f"{len(predictions)} predictions for {batch.num_rows} rows")
+            return with_prediction_columns(kept, predictions, probabilities)
         except Exception as exc:  # models raise anything on data they cannot take
             model = predictor.model
             raise ModelFailed(
                 f"model {model.name!r} version {model.version} failed to score rows {first_row + 1} to "
-                f"{first_row + len(chunk)} of {self.input_uri}: {type(exc).__name__}: {exc}") from exc
-        kept = data if self.keep_columns is None else chunk[self.keep_columns]
-        return with_predictions(kept, predictions, probabilities)
+                f"{first_row + batch.num_rows} of {self.input_uri}: {type(exc).__name__}: {exc}") from exc
 
     def commit(self) -> str:
         """Move the scored file into place; returns the output URI."""
