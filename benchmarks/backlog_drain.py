@@ -45,19 +45,11 @@ def say(message: str) -> None:
 
 def child(topic: str) -> int:
     """A replica: ``serve`` with a no-op topic, configured from the environment like ``mlc worker``."""
+    from benchmarks.throughput import NoInput, NoOutput, do_nothing
     from workers.config import LogSettings, WorkerSettings, load
-    from workers.harness import TaskContext, TaskInput, TaskOutput, Topic
+    from workers.harness import Topic
     from workers.harness.serve import serve
     from workers.logs import configure_logging
-
-    class NoInput(TaskInput):
-        pass
-
-    class NoOutput(TaskOutput):
-        pass
-
-    def do_nothing(data: NoInput, task: TaskContext) -> NoOutput:
-        return NoOutput()
 
     configure_logging(LogSettings(level="WARNING", format="json"))
     return serve(Topic(topic, NoInput, NoOutput, handler=do_nothing), load(EngineSettings), load(WorkerSettings))

@@ -27,18 +27,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.throughput import PROCESS_KEY, deploy, own_engine, quiet_logging, unique_topic  # noqa: E402
+from benchmarks.throughput import (  # noqa: E402
+    PROCESS_KEY,
+    NoInput,
+    NoOutput,
+    deploy,
+    own_engine,
+    quiet_logging,
+    unique_topic,
+)
 from workers.config import EngineSettings, WorkerSettings  # noqa: E402
 from workers.engine.client import EngineClient  # noqa: E402
-from workers.harness import TaskContext, TaskInput, TaskLoop, TaskOutput, Topic  # noqa: E402
-
-
-class NoInput(TaskInput):
-    pass
-
-
-class NoOutput(TaskOutput):
-    pass
+from workers.harness import TaskContext, TaskLoop, Topic  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
