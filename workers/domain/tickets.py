@@ -36,6 +36,8 @@ class TicketInput(TaskInput):
     test_details: list[dict[str, Any]] | None = Field(None, alias="TEST_RESULT_DETAILS")
     changes: str | None = Field(None, alias="CHANGES")
     comparison: str | None = Field(None, alias="COMPARISON_MESSAGE")
+    warm_up: str | None = Field(None, alias="WARM_UP_MESSAGE")
+    stable_endpoints: dict[str, str] | None = Field(None, alias="STABLE_ENDPOINTS")
 
 
 def status_name(fields: Mapping[str, Any]) -> str:
@@ -81,6 +83,10 @@ def describe(data: TicketInput, process: str | None, instance_id: str | None, co
             lines.append(f"Failed criterion ({row.get('category') or 'test'}): {row.get('reason')}")
     if data.comparison:
         lines.append(f"Champion/challenger: {data.comparison}")
+    if data.warm_up:
+        lines.append(f"Warm-up: {data.warm_up}")
+    for runtime, url in (data.stable_endpoints or {}).items():
+        lines.append(f"Stable endpoint: {url} (runtime {runtime})")
     if data.changes:
         lines.append(f"Changes: {data.changes}")
     scalars = {name: value for name, value in (data.metrics or {}).items()

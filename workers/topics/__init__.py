@@ -33,6 +33,7 @@ from workers.topics import (
     set_expiration_date,
     start_training_job,
     summarize_back_tests,
+    warm_up_model,
 )
 
 __all__ = ["TOPICS"]
@@ -60,6 +61,7 @@ _ALL: tuple[Topic[Any, Any], ...] = (
     set_expiration_date.TOPIC,
     start_training_job.TOPIC,
     summarize_back_tests.TOPIC,
+    warm_up_model.TOPIC,
 )
 
 TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})
