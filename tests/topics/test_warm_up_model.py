@@ -119,6 +119,9 @@ def test_a_candidate_is_warmed_up_beside_the_version_in_service(warm_up, invento
 
 def test_a_runtime_that_asks_for_it_replays_its_captured_requests(warm_up, sample, mlflow_settings, mlserver):
     name = copy_of_sample(mlflow_settings, sample, service=SERVICE)  # no warm_up tag, nothing in service
+    stale = mlserver.repository / f"{served_name(name)}.warmup-v9"  # left by a worker killed mid-way
+    stale.mkdir(parents=True)
+    (stale / "model-settings.json").write_text("{}")
     output = warm_up(warm(name, "1", "w-prod-online"), task())
     assert output.warm_up_done is True
     metrics = output.warm_up_metrics

@@ -28,6 +28,7 @@ The candidate not loading, or nothing to replay (no request captured, no test da
 
 from __future__ import annotations
 
+import glob
 import json
 import shutil
 import uuid
@@ -249,6 +250,7 @@ class _WarmUp:
         requests, source = self.replays.of(self.runtime)
         measure = WarmUpMeasure(runtime=self.runtime.name, source=source)
         try:
+            self._sweep()
             self._download()
             for client in self.clients:
                 try:
@@ -264,6 +266,13 @@ class _WarmUp:
             shutil.rmtree(self.folders.warming, ignore_errors=True)
         self.task.progress("warmed up", runtime=self.runtime.name, **measure.metrics())
         return measure
+
+    def _sweep(self) -> None:
+        """Remove warm-up folders of this model that a worker stopped mid-way left: the warm-up name would
+        load them too."""
+        assert self.runtime.model_repository is not None
+        for stale in self.runtime.model_repository.glob(f"{glob.escape(self.served)}.warmup-v*"):
+            shutil.rmtree(stale, ignore_errors=True)
 
     def _candidate(self, client: MlserverClient) -> Callable[[ReplayRequest], InferenceAnswer]:
         def call(request: ReplayRequest) -> InferenceAnswer:
