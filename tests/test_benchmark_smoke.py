@@ -62,3 +62,25 @@ def test_serving_switch_counts_every_answer_of_the_stable_endpoint() -> None:
     assert result.requests > 0 and set(result.versions_answered) <= {"1", "2"}
     line = json.loads(result.line())
     assert {"switch_seconds", "rollback_seconds", "failed_requests", "failed_during_switches"} <= set(line)
+
+
+@pytest.mark.engine
+def test_pickup_latency_times_every_task(engine_settings: EngineSettings) -> None:
+    from benchmarks import pickup_latency
+
+    result = pickup_latency.measure(engine_settings, tasks=5, warmup=2, gap_s=0.05)
+
+    assert result["tasks"] == 5
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+
+
+@pytest.mark.engine
+def test_backlog_drain_completes_every_task_with_its_replicas(engine_settings: EngineSettings) -> None:
+    from benchmarks import backlog_drain
+
+    result = backlog_drain.run_benchmark(engine_settings, tasks=60, replicas=2, max_tasks=8, every_s=0.5,
+                                         timeout_s=120)
+
+    assert (result["completed"], result["replicas"]) == (60, 2)
+    assert result["poll_errors"] == 0 and result["failed_reports"] == 0
+    assert result["rate_over_time"] and result["tasks_per_s"] > 0

@@ -119,3 +119,34 @@ def _three_values(item):
     if get_origin(field.annotation) is Literal and len(get_args(field.annotation)) >= 3:
         return name, field, tuple(get_args(field.annotation)[:3])
     return None
+
+
+def test_a_topic_overrides_its_own_loop_settings_and_nothing_else(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLC_WORKER_MAX_TASKS", "8")
+    monkeypatch.setenv("MLC_WORKER_RUN_METRICS_JOB_MAX_TASKS", "2")
+    monkeypatch.setenv("MLC_WORKER_RUN_METRICS_JOB_LOCK_DURATION_MS_FILE", str(tmp_path / "lock"))
+    (tmp_path / "lock").write_text("120000\n")
+    base = load(WorkerSettings, id="w1", health_port=9411)
+    metrics = base.for_topic("run-metrics-job")
+    assert (metrics.max_tasks, metrics.lock_duration_ms, metrics.id, metrics.health_port) == (2, 120_000, "w1", 9411)
+    assert base.for_topic("get-model") == base
+
+
+@pytest.mark.parametrize(("value", "named"), [("x", "valid integer"), ("999", "less than or equal to 256")])
+def test_an_invalid_topic_setting_names_its_variable(monkeypatch, value, named):
+    monkeypatch.setenv("MLC_WORKER_RUN_METRICS_JOB_MAX_TASKS", value)
+    with pytest.raises(ConfigurationError, match=f"MLC_WORKER_RUN_METRICS_JOB_MAX_TASKS: .*{named}"):
+        load(WorkerSettings).for_topic("run-metrics-job")
+
+
+def test_mlc_worker_refuses_unknown_groups_and_topics_and_an_empty_selection(capsys):
+    from workers.cli import main
+
+    assert main(["worker", "--group", "heavy"]) == 2
+    assert ("unknown worker group 'heavy'; groups: light, metrics, scoring, training, deployment"
+            in capsys.readouterr().err)
+    assert main(["worker", "get-model", "get-modle"]) == 2
+    assert "unknown topic 'get-modle'" in capsys.readouterr().err
+    assert main(["worker"]) == 2
+    assert "name topics, a --group or --all" in capsys.readouterr().err

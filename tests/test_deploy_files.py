@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from workers import config
+from workers.fleet.groups import GROUPS
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +24,12 @@ SETTINGS = [getattr(config, name) for name in config.__all__
 
 def setting_variables() -> set[str]:
     return {f"{cls.model_config['env_prefix']}{name}".upper() for cls in SETTINGS for name in cls.model_fields}
+
+
+def topic_setting_variables() -> set[str]:
+    """``MLC_WORKER_<TOPIC>_<SETTING>``: one topic's own task-loop settings (README: one row for all)."""
+    return {f"MLC_WORKER_{topic.replace('-', '_')}_{name}".upper()
+            for topic in TOPICS for name in config.TOPIC_SETTINGS}
 
 
 def engine_variables() -> set[str]:
@@ -38,16 +45,19 @@ def compose_variables() -> set[str]:
     return set(re.findall(r"\b(MLC_[A-Z_]+)\b", text))
 
 
-def test_every_topic_has_a_compose_service_running_its_worker():
-    for topic in TOPICS:
-        assert topic in COMPOSE["services"], f"no service for topic {topic}"
-        assert COMPOSE["services"][topic]["command"] == ["worker", topic]
+def test_every_worker_group_has_a_compose_service_and_every_topic_a_group():
+    for group in GROUPS:
+        assert COMPOSE["services"][f"worker-{group}"]["command"] == ["worker", "--group", group]
+    assert sorted(topic for topics in GROUPS.values() for topic in topics) == sorted(TOPICS)
+    assert not [name for name, service in COMPOSE["services"].items()
+                if service.get("command", [None])[0] == "worker" and not name.startswith("worker-")]
 
 
 def test_compose_uses_only_settings_that_exist():
     compose_only = {"MLC_POSTGRES_PASSWORD", "MLC_JIRA_CONTRACT_DIR", "MLC_JIRA_CONTRACT", "MLC_BATCH_DATA_DIR",
                     *runtimes_file_variables()}
-    unknown = compose_variables() - setting_variables() - engine_variables() - compose_only
+    unknown = (compose_variables() - setting_variables() - topic_setting_variables() - engine_variables()
+               - compose_only)
     assert unknown == set()
 
 
@@ -72,7 +82,7 @@ def test_compose_ships_no_secret_and_refuses_to_start_without_each():
 
 
 def test_compose_gives_the_workers_their_own_engine_user_and_listens_where_containers_need_it():
-    worker = COMPOSE["services"]["get-model"]["environment"]
+    worker = COMPOSE["services"]["worker-light"]["environment"]
     assert worker["MLC_ENGINE_PASSWORD"].startswith("${MLC_ENGINE_WORKER_PASSWORD:?")
     assert worker["MLC_WORKER_HEALTH_HOST"] == "0.0.0.0"
     assert COMPOSE["services"]["engine"]["environment"]["MLC_ENGINE_ADDRESS"] == "0.0.0.0"

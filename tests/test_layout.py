@@ -101,3 +101,26 @@ def test_the_product_never_imports_the_development_servers():
     offenders = {name for name, path in KNOWN.items()
                  if any(imported.split(".")[0] == "devservers" for imported in imports_of(path))}
     assert offenders == set()
+
+
+def test_the_topic_registry_names_every_topic_module():
+    from workers.topics import TOPIC_NAMES, TOPICS
+
+    modules = {path.stem for path in (PACKAGE / "topics").glob("*.py") if path.stem != "__init__"}
+    assert {name.replace("-", "_") for name in TOPIC_NAMES} == modules
+    assert all(TOPICS[name].name == name for name in TOPIC_NAMES)
+
+
+def test_a_process_of_light_topics_loads_no_ml_library():
+    """The light worker group, its handlers built as at start, imports neither MLflow nor pandas nor
+    scikit-learn nor pyarrow (about 160 MB): registry calls go over MLflow's REST API."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from workers.fleet.groups import GROUPS; from workers.topics import TOPICS\n"
+              "[TOPICS[name].resolve_handler() for name in GROUPS['light']]\n"
+              "print(sorted(m for m in ('mlflow', 'pandas', 'sklearn', 'pyarrow', 'scipy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "HOME": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

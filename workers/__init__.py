@@ -5,9 +5,10 @@ a handler, and raise one of the :mod:`workers.harness.outcomes` errors to end a 
 """
 
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError, TaskOutcome
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = [
+    "BpmnError",
     "BusinessError",
     "FatalError",
     "RetryableError",

@@ -24,12 +24,25 @@ def engine_client() -> EngineClient:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    topic = TOPICS.get(args.topic)
-    if topic is None:
-        print(f"mlc: unknown topic {args.topic!r}; known topics: {', '.join(sorted(TOPICS)) or 'none'}",
+    from workers.fleet.groups import GROUPS
+
+    names: list[str] = list(args.topic)
+    if args.all:
+        names = sorted(TOPICS)
+    for group in args.group or ():
+        if group not in GROUPS:
+            print(f"mlc: unknown worker group {group!r}; groups: {', '.join(GROUPS)}", file=sys.stderr)
+            return 2
+        names += GROUPS[group]
+    if not names:
+        print("mlc worker: name topics, a --group or --all", file=sys.stderr)
+        return 2
+    unknown = [name for name in names if name not in TOPICS]
+    if unknown:
+        print(f"mlc: unknown topic {', '.join(map(repr, unknown))}; known topics: {', '.join(sorted(TOPICS))}",
               file=sys.stderr)
         return 2
-    return serve(topic, load(EngineSettings), load(WorkerSettings))
+    return serve([TOPICS[name] for name in dict.fromkeys(names)], load(EngineSettings), load(WorkerSettings))
 
 
 def process_files(directory: Path) -> dict[str, bytes]:
@@ -58,6 +71,19 @@ def run_deploy(args: argparse.Namespace) -> int:
 def run_topics(args: argparse.Namespace) -> int:
     for name, topic in sorted(TOPICS.items()):
         print(f"{name}\t{topic.description}")
+    return 0
+
+
+def run_templates(args: argparse.Namespace) -> int:
+    from workers.harness.templates import write_templates
+
+    out = Path(args.out)
+    try:
+        written = write_templates(TOPICS.values(), out)
+    except (OSError, ValueError) as exc:
+        print(f"mlc: cannot write the element templates to {out}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(written)} Camunda Modeler element templates in {out}")
     return 0
 
 
@@ -183,8 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    worker = commands.add_parser("worker", help="run one topic's worker in this process")
-    worker.add_argument("topic", help="the external-task topic, e.g. run-metrics-job")
+    worker = commands.add_parser("worker", help="serve topics in this process, each with its own task loop")
+    worker.add_argument("topic", nargs="*", help="external-task topics, e.g. run-metrics-job")
+    worker.add_argument("--group", action="append", metavar="GROUP",
+                        help="the topics of a worker group: light, metrics, scoring, training, deployment")
+    worker.add_argument("--all", action="store_true", help="every topic")
     worker.set_defaults(run=run_worker)
 
     deploy = commands.add_parser("deploy", help="deploy the changed BPMN/DMN files of a folder")
@@ -253,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = commands.add_parser("topics", help="list the topics this fleet handles")
     topics.set_defaults(run=run_topics)
+    templates = commands.add_parser("templates", help="write a Camunda Modeler element template for every topic")
+    templates.add_argument("--out", required=True, help="folder to write them to (one TOPIC.json per topic)")
+    templates.set_defaults(run=run_templates)
     return parser
 
 

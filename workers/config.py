@@ -8,6 +8,7 @@ naming the environment variables at fault.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, create_model, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -23,6 +24,7 @@ __all__ = [
     "DEPLOY_PROCESS",
     "MODEL_VERSION_CREATED",
     "TICKET_RESOLVED",
+    "TOPIC_SETTINGS",
     "BridgeSettings",
     "ConfigurationError",
     "DataSettings",
@@ -127,6 +129,35 @@ class WorkerSettings(Settings):
     drain_timeout_s: float = Field(25.0, ge=0, description="on SIGTERM, time held tasks get to finish")
     health_host: str = Field("127.0.0.1", description="address of the health and metrics endpoint (0.0.0.0: all)")
     health_port: int = Field(9400, ge=0, le=65535, description="port of /health and /metrics; 0 picks one")
+
+    def for_topic(self, topic: str) -> WorkerSettings:
+        """These settings with ``topic``'s own overrides: ``MLC_WORKER_<TOPIC>_<SETTING>``, the topic's
+        name in capitals with ``_`` for ``-`` (``MLC_WORKER_RUN_METRICS_JOB_MAX_TASKS=2``), for the
+        settings of one task loop (:data:`TOPIC_SETTINGS`); the id and health port are the process's."""
+        prefix = f"MLC_WORKER_{topic.upper().replace('-', '_')}_"
+        overrides = load(_topic_overrides_class(prefix)).model_dump(exclude_none=True)
+        if not overrides:
+            return self
+        try:
+            return WorkerSettings.model_validate({**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            problems = "; ".join(f"{prefix}{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+                                 for error in exc.errors())
+            raise ConfigurationError(f"invalid settings of topic {topic}: {problems}") from exc
+
+
+TOPIC_SETTINGS = ("max_tasks", "lock_duration_ms", "async_response_timeout_ms", "max_retries", "retry_timeout_ms",
+                  "retry_timeout_max_ms", "drain_timeout_s")
+"""The :class:`WorkerSettings` a topic may override for its own task loop."""
+
+
+@functools.cache
+def _topic_overrides_class(prefix: str) -> type[Settings]:
+    """A settings class of the :data:`TOPIC_SETTINGS` under ``prefix``, all optional (unset: ``None``)."""
+    fields: dict[str, Any] = {
+        name: (WorkerSettings.model_fields[name].annotation | None, None) for name in TOPIC_SETTINGS}
+    base = type("TopicSettings", (Settings,), {"model_config": SettingsConfigDict(env_prefix=prefix)})
+    return create_model("TopicWorkerSettings", __base__=base, **fields)
 
 
 class MlflowSettings(Settings):

@@ -73,7 +73,7 @@ def test_the_fleet_refuses_a_second_start_restarts_a_killed_worker_and_stops_whe
     health = requests.get(health_url, timeout=5).json()
     assert health["status"] == "UP" and health["restarts"] == 0
     pids = {name: entry["pid"] for name, entry in health["processes"].items()}
-    assert {"engine", "mlflow", "mlserver", "bridge", "jira-dev", "worker-run-metrics-job"} <= set(pids)
+    assert {"engine", "mlflow", "mlserver", "bridge", "jira-dev", "worker-metrics"} <= set(pids)
 
     second = subprocess.run([sys.executable, "-m", "workers", "up", "--no-demo"], cwd=tmp_path, env=environment,
                             capture_output=True, text=True, timeout=60)
@@ -81,12 +81,12 @@ def test_the_fleet_refuses_a_second_start_restarts_a_killed_worker_and_stops_whe
     assert f"another mlc up (PID {process.pid}) runs with the fleet home" in second.stderr + second.stdout
     assert requests.get(health_url, timeout=5).json()["processes"]["bridge"]["pid"] == pids["bridge"]
 
-    os.kill(pids["worker-run-metrics-job"], signal.SIGKILL)
+    os.kill(pids["worker-metrics"], signal.SIGKILL)
     restarted = wait_for(lambda: (lambda entry: entry if entry["restarts"] == 1 and entry["running"] else None)(
-        requests.get(health_url, timeout=5).json()["processes"]["worker-run-metrics-job"]), 60,
+        requests.get(health_url, timeout=5).json()["processes"]["worker-metrics"]), 60,
         "the killed worker was not started again")
-    assert restarted["pid"] != pids["worker-run-metrics-job"] and restarted["last_exit"] == -9
-    pids["worker-run-metrics-job"] = restarted["pid"]
+    assert restarted["pid"] != pids["worker-metrics"] and restarted["last_exit"] == -9
+    pids["worker-metrics"] = restarted["pid"]
 
     assert process.stdout is not None
     process.stdout.close()  # `mlc up | tee log`, and tee goes away

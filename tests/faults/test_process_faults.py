@@ -97,8 +97,8 @@ def locked_tasks(engine: EngineClient, topic: str) -> list[dict]:
 def test_a_worker_killed_holding_tasks_leaves_them_to_its_successor(stack, engine, workers, sample):
     instances = start_back_tests(engine, sample, 3)
     wait_for(lambda: locked_tasks(engine, "run-metrics-job"), timeout_s=60)
-    stack.kill(workers["run-metrics-job"])
-    workers["run-metrics-job"].start(timeout_s=120)
+    stack.kill(workers["metrics"])
+    workers["metrics"].start(timeout_s=120)
     for instance in instances:
         assert finished_instance(engine, instance, timeout_s=180)["endActivityId"] == "back-test-passed"
         assert len(metrics_runs(stack, instance)) == 1

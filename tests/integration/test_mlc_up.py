@@ -12,6 +12,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.support import local_fleet_environment
+from workers.fleet.groups import GROUPS
 from workers.topics import TOPICS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
                                                                       "MLC_JIRA_URL", "MLC_SERVICENOW_URL")}
     ports |= {int(environment["MLC_FLEET_BRIDGE_PORT"]), int(environment["MLC_FLEET_MLSERVER_PORT"]),
               int(environment["MLC_FLEET_HEALTH_PORT"]),
-              *range(base_port, base_port + len(TOPICS))}
+              *range(base_port, base_port + len(GROUPS))}
     log = tmp_path / "mlc-up.out"
     with log.open("w") as out:
         process = subprocess.Popen([sys.executable, "-m", "workers", "up", "--exit-after-demo"], cwd=tmp_path,
@@ -58,9 +59,9 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
     assert "review ticket MLC-2 waits for approval" in output
     assert "Cockpit   http://127.0.0.1:" in output
     assert "stopping the fleet" in output
-    assert f"started {len(TOPICS)} workers" in output
+    assert f"started {len(GROUPS)} worker processes for {len(TOPICS)} topics" in output
     for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "servicenow-dev.log",
-                "worker-deploy-model.log", "worker-run-batch-job.log"):
+                *(f"worker-{group}.log" for group in GROUPS)):
         assert (tmp_path / "fleet" / "logs" / log).exists(), log
     jira_log = (tmp_path / "fleet" / "logs" / "jira-dev.log").read_text()
     assert jira_log.count("requests are not checked against it") == 1

@@ -18,6 +18,7 @@ from workers import TaskContext, TaskInput, TaskOutput, Topic
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, WorkerSettings
 from workers.domain.runtimes import Runtime
 from workers.engine import EngineClient
+from workers.fleet.groups import GROUPS
 from workers.fleet.local import LocalFleet
 from workers.fleet.processes import ManagedProcess, worker_process
 from workers.harness import TaskLoop
@@ -125,7 +126,8 @@ def incidents_of(engine: EngineClient, process_instance_id: str) -> list[dict[st
 @contextmanager
 def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: MlflowSettings, jira_url: str,
                   topics: Sequence[str] | None = None, **environment: str) -> Iterator[list[ManagedProcess]]:
-    """Every topic's worker (or those of ``topics``) as its own process, configured the way `mlc up` does."""
+    """The worker processes of every topic (or of ``topics``), one per worker group as `mlc up` runs them,
+    configured the way `mlc up` does; each is named ``worker-<group>``."""
     from tests.conftest import REPO
 
     fleet = FleetSettings(home=home)
@@ -139,9 +141,12 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         **environment,
     }
     # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds
-    chosen = sorted(topics or TOPICS)
-    base_port = free_port_block(len(chosen))
-    processes = [worker_process(topic, fleet, base_port + index, env) for index, topic in enumerate(chosen)]
+    chosen = set(topics or TOPICS)
+    groups = {group: [topic for topic in members if topic in chosen] for group, members in GROUPS.items()}
+    groups = {group: members for group, members in groups.items() if members}
+    base_port = free_port_block(len(groups))
+    processes = [worker_process(group, fleet, base_port + index, env, topics=members)
+                 for index, (group, members) in enumerate(groups.items())]
     try:
         for process in processes:
             process.start(timeout_s=120)
@@ -174,7 +179,7 @@ def local_fleet_environment(home: Path) -> dict[str, str]:
         # one health port per worker, from a block at random: another test session on this machine may
         # pick its block from the start of the range
         "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(
-            len(TOPICS), start=20_000 + len(TOPICS) * random.randrange(400))),
+            len(GROUPS), start=20_000 + len(GROUPS) * random.randrange(400))),
         "MLC_FLEET_MLSERVER_PORT": str(free_port()),
         "MLC_FLEET_BRIDGE_PORT": str(free_port()),
         "MLC_FLEET_HEALTH_PORT": str(free_port()),

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import json
-import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 from workers.clients.mlflow.registry import VersionRecord
 from workers.clients.mlserver import MlserverClient, MlserverError
 from workers.domain.deployments import DEPLOYMENT_TAG_PREFIX, DeploymentRecord
+from workers.domain.endpoints import inference_url, served_name
 from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.harness.outcomes import FatalError
 from workers.harness.topic import TaskContext
@@ -64,11 +64,6 @@ MODEL_SETTINGS = "model-settings.json"
 CHECK_INPUTS = "mlc-check-inputs.json"
 """The V2 inputs a version was checked with, kept in its folder for the checks after the switch."""
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
-
-
-def served_name(model: str) -> str:
-    """The name MLServer serves every version of ``model`` under (and its repository folder's name)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-.") or "model"
 
 
 def check_name(model: str) -> str:
@@ -220,11 +215,6 @@ def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord 
     value = version.tags.get(DEPLOYMENT_TAG_PREFIX + runtime.name)
     record = DeploymentRecord.from_tag(version.name, version.version, value) if value else None
     return record if record is not None and record.active else None
-
-
-def inference_url(endpoint: str | None, served: str | None) -> str | None:
-    """The model's stable V2 inference URL on ``endpoint``: it answers with whichever version is in service."""
-    return f"{endpoint}/v2/models/{served}/infer" if endpoint and served else None
 
 
 def unload_quietly(clients: list[MlserverClient], name: str, task: TaskContext) -> None:

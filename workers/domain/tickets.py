@@ -27,17 +27,29 @@ class TicketInput(TaskInput):
     """What a ticket about a model says: the task's input parameters and what the process knows."""
 
     kind: str = Field(alias="TICKET_KIND")
+    """What the ticket is about: review, rejection, error, back-test failure, ..."""
     summary: str = Field(alias="TICKET_SUMMARY")
+    """One-line summary of the ticket."""
     reason: str | None = Field(None, alias="TICKET_REASON")
+    """Why the ticket is opened: the failure or error message."""
     model_id: str | None = Field(None, alias="MODEL_ID")
+    """Registered model name the ticket is about."""
     model_version: str | None = Field(None, alias="MODEL_VERSION")
+    """Model version the ticket is about."""
     model_details: dict[str, Any] | None = Field(None, alias="MODEL_DETAILS")
+    """The version's details (from get-model or inspect-model-version)."""
     metrics: dict[str, Any] | None = Field(None, alias="METRICS")
+    """The metrics job's test result, shown in the ticket."""
     test_details: list[dict[str, Any]] | None = Field(None, alias="TEST_RESULT_DETAILS")
+    """The test criteria's returned rows (reasons of failing tests)."""
     changes: str | None = Field(None, alias="CHANGES")
+    """What changed since the version in service."""
     comparison: str | None = Field(None, alias="COMPARISON_MESSAGE")
+    """The champion/challenger comparison's verdict."""
     warm_up: str | None = Field(None, alias="WARM_UP_MESSAGE")
+    """The warm-up's numbers beside the version in service and the SLA's verdict."""
     stable_endpoints: dict[str, str] | None = Field(None, alias="STABLE_ENDPOINTS")
+    """Online runtime → the model's stable inference URL there."""
 
 
 def status_name(fields: Mapping[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 Starts the engine (H2), an MLflow tracking server (SQLite), the Jira and ServiceNow development
 servers (when ``MLC_JIRA_URL`` / ``MLC_SERVICENOW_URL`` are on loopback, as by default) and one worker
-process per topic; registers the sample model and
+process per worker group (:mod:`workers.fleet.groups`); registers the sample model and
 runs two sample back tests, one that passes and one that fails and opens a ticket; then looks after
 the fleet (a process that dies is started again, :mod:`workers.fleet.supervisor`) until Ctrl-C,
 SIGTERM or the loss of its standard output, and stops everything, workers first so they drain.
@@ -34,6 +34,7 @@ from workers.config import (
     load,
 )
 from workers.engine import EngineClient
+from workers.fleet.groups import GROUPS
 from workers.fleet.lock import FleetLock, ensure_port_free
 from workers.fleet.processes import (
     ManagedProcess,
@@ -129,7 +130,7 @@ class LocalFleet:
             wanted.append(("127.0.0.1", urlparse(self.servicenow.url).port or 8093, "MLC_SERVICENOW_URL",
                            "the ServiceNow development server"))
         wanted += [("127.0.0.1", self.fleet.worker_health_base_port + index, "MLC_FLEET_WORKER_HEALTH_BASE_PORT",
-                    f"the {topic} worker's health") for index, topic in enumerate(sorted(TOPICS))]
+                    f"the {group} workers' health") for index, group in enumerate(GROUPS)]
         return wanted
 
     def start(self, say: Any = print) -> None:
@@ -166,10 +167,11 @@ class LocalFleet:
 
         ensure_mlflow_webhook(self.mlflow, f"{self.bridge_url}/webhooks/mlflow",
                               self.secrets.mlflow_webhook.get_secret_value())
-        for index, topic in enumerate(sorted(TOPICS)):
+        for index, group in enumerate(GROUPS):
             port = self.fleet.worker_health_base_port + index
-            self._start(worker_process(topic, self.fleet, port, environment), 120)
-        say(f"started {len(TOPICS)} workers: {', '.join(sorted(TOPICS))}")
+            self._start(worker_process(group, self.fleet, port, environment), 120)
+        say(f"started {len(GROUPS)} worker processes for {len(TOPICS)} topics: "
+            + "; ".join(f"{group} ({', '.join(topics)})" for group, topics in GROUPS.items()))
 
     @property
     def jira_is_local(self) -> bool:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -190,13 +190,16 @@ def _webhook_key(path: Path) -> str:
     return path.read_text().strip()
 
 
-def worker_process(topic: str, fleet: FleetSettings, health_port: int,
-                   extra_env: Mapping[str, str] | None = None) -> ManagedProcess:
-    """One topic's worker as its own process (``mlc worker TOPIC``)."""
+def worker_process(group: str, fleet: FleetSettings, health_port: int,
+                   extra_env: Mapping[str, str] | None = None, *,
+                   topics: Sequence[str] | None = None) -> ManagedProcess:
+    """A worker process serving worker group ``group`` (``mlc worker --group GROUP``), or, when ``topics``
+    are given, those topics under the name ``group`` (``mlc worker TOPIC ...``)."""
+    selection = list(topics) if topics else ["--group", group]
     return ManagedProcess(
-        name=f"worker-{topic}",
-        argv=[sys.executable, "-m", "workers", "worker", topic],
-        log_path=fleet.home.resolve() / "logs" / f"worker-{topic}.log",
+        name=f"worker-{group}",
+        argv=[sys.executable, "-m", "workers", "worker", *selection],
+        log_path=fleet.home.resolve() / "logs" / f"worker-{group}.log",
         ready=http_ok(f"http://127.0.0.1:{health_port}/health"),
         env={"MLC_WORKER_HEALTH_PORT": str(health_port), "MLC_LOG_FORMAT": "json", **(extra_env or {})},
     )

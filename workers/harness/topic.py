@@ -3,30 +3,58 @@
 A handler is a plain function ``handler(input, task) -> output``. It never speaks to the engine:
 the task loop fetches and locks, validates the variables into ``input``, extends the lock while the
 handler runs and reports what it returned or raised (:mod:`workers.harness.outcomes`).
+
+The declaration is the one source of what a topic reads, writes and ends with: each model field's
+docstring describes its variable, ``bpmn_errors`` the BPMN errors the handler may end with, and the
+Camunda Modeler element templates (:mod:`workers.harness.templates`) are generated from them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
-__all__ = ["TaskContext", "TaskInput", "TaskOutput", "Topic"]
+__all__ = ["BpmnError", "TaskContext", "TaskInput", "TaskOutput", "Topic"]
 
 
 class TaskInput(BaseModel):
-    """Base of input models: fields are process variables, named by their alias when they have one."""
+    """Base of input models: fields are process variables, named by their alias when they have one.
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, coerce_numbers_to_str=True)
+    A field's docstring describes its variable. A variable that is null counts as absent where the
+    field has a default (an optional input mapped from a variable the process does not have).
+    """
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", frozen=True, coerce_numbers_to_str=True,
+                              use_attribute_docstrings=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_absent(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        optional = {key for name, field in cls.model_fields.items() if not field.is_required()
+                    for key in (name, field.alias)}
+        return {key: value for key, value in data.items() if value is not None or key not in optional}
 
 
 class TaskOutput(BaseModel):
-    """Base of output models: every field is set as a process variable (by alias) on completion."""
+    """Base of output models: every field is set as a process variable (by alias) on completion; a
+    field's docstring describes its variable."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True, use_attribute_docstrings=True)
+
+
+@dataclass(frozen=True)
+class BpmnError:
+    """A BPMN error a topic's handler may end its task with (:class:`~workers.harness.outcomes.BusinessError`
+    ``code``): what it means, for the process that catches it."""
+
+    code: str
+    description: str
 
 
 In = TypeVar("In", bound=TaskInput)
@@ -77,10 +105,16 @@ class Topic(Generic[In, Out]):
     build_handler: Callable[[], Handler[In, Out]] | None = field(default=None, compare=False)
     description: str = ""
     lock_duration_ms: int | None = None
+    bpmn_errors: tuple[BpmnError, ...] = ()
+    """Every BPMN error code the handler may raise, each once (``tests/harness/test_bpmn_errors.py``
+    reads the topic's module to check that none is missing)."""
 
     def __post_init__(self) -> None:
         if (self.handler is None) == (self.build_handler is None):
             raise TypeError(f"topic {self.name}: give exactly one of handler and build_handler")
+        codes = [error.code for error in self.bpmn_errors]
+        if len(set(codes)) != len(codes):
+            raise TypeError(f"topic {self.name}: BPMN error codes declared twice: {sorted(codes)}")
 
     def resolve_handler(self) -> Handler[In, Out]:
         """The handler, built now if the topic declares how to build it."""

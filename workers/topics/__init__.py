@@ -1,67 +1,78 @@
 """Every topic the fleet handles, one module per topic named after it.
 
 ``run-metrics-job`` lives in ``workers/topics/run_metrics_job.py``, and so on. :data:`TOPICS` is the
-fixed registry the CLI and the tests read; it is never modified at run time.
+fixed registry the CLI and the tests read; it is never modified at run time. It knows the names
+without importing anything: a topic's module (and what it imports: pandas, scikit-learn, MLflow) is
+loaded when the topic is first looked up, so a worker process of light topics loads no ML library.
 """
 
 from __future__ import annotations
 
-from types import MappingProxyType
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from workers.harness.topic import Topic
-from workers.topics import (
-    check_jira_ticket,
-    check_training_job,
-    copy_schedules,
-    create_jira,
-    create_servicenow_incident,
-    deploy_model,
-    evaluate_dmn,
-    find_rollback_target,
-    find_runtimes,
-    find_scheduled_back_tests,
-    get_batch_deployment,
-    get_compatible_runtime,
-    get_model,
-    inspect_model_version,
-    promote_stage,
-    record_deployments,
-    run_batch_job,
-    run_metrics_job,
-    send_notification,
-    set_expiration_date,
-    start_training_job,
-    summarize_back_tests,
-    warm_up_model,
+
+__all__ = ["TOPIC_NAMES", "TOPICS", "module_of"]
+
+TOPIC_NAMES: tuple[str, ...] = (
+    "check-jira-ticket",
+    "check-training-job",
+    "copy-schedules",
+    "create-jira",
+    "create-servicenow-incident",
+    "deploy-model",
+    "evaluate-dmn",
+    "find-rollback-target",
+    "find-runtimes",
+    "find-scheduled-back-tests",
+    "get-batch-deployment",
+    "get-compatible-runtime",
+    "get-model",
+    "inspect-model-version",
+    "promote-stage",
+    "record-deployments",
+    "run-batch-job",
+    "run-metrics-job",
+    "send-notification",
+    "set-expiration-date",
+    "start-training-job",
+    "summarize-back-tests",
+    "warm-up-model",
 )
 
-__all__ = ["TOPICS"]
 
-_ALL: tuple[Topic[Any, Any], ...] = (
-    check_jira_ticket.TOPIC,
-    check_training_job.TOPIC,
-    copy_schedules.TOPIC,
-    create_jira.TOPIC,
-    create_servicenow_incident.TOPIC,
-    deploy_model.TOPIC,
-    evaluate_dmn.TOPIC,
-    find_rollback_target.TOPIC,
-    find_runtimes.TOPIC,
-    find_scheduled_back_tests.TOPIC,
-    get_batch_deployment.TOPIC,
-    get_compatible_runtime.TOPIC,
-    get_model.TOPIC,
-    inspect_model_version.TOPIC,
-    promote_stage.TOPIC,
-    record_deployments.TOPIC,
-    run_batch_job.TOPIC,
-    run_metrics_job.TOPIC,
-    send_notification.TOPIC,
-    set_expiration_date.TOPIC,
-    start_training_job.TOPIC,
-    summarize_back_tests.TOPIC,
-    warm_up_model.TOPIC,
-)
+def module_of(topic: str) -> str:
+    """The module that declares ``topic``: ``run-metrics-job`` → ``workers.topics.run_metrics_job``."""
+    return f"{__name__}.{topic.replace('-', '_')}"
 
-TOPICS: MappingProxyType[str, Topic[Any, Any]] = MappingProxyType({topic.name: topic for topic in _ALL})
+
+class _LazyTopics(Mapping[str, Topic[Any, Any]]):
+    """Topic name → :class:`Topic`, importing a topic's module on its first lookup."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self._names = names
+        self._loaded: dict[str, Topic[Any, Any]] = {}
+
+    def __getitem__(self, name: str) -> Topic[Any, Any]:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._loaded:
+            topic = importlib.import_module(module_of(name)).TOPIC
+            if topic.name != name:
+                raise RuntimeError(f"{module_of(name)} declares topic {topic.name!r}, not {name!r}")
+            self._loaded[name] = topic
+        return self._loaded[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+TOPICS: Mapping[str, Topic[Any, Any]] = _LazyTopics(TOPIC_NAMES)

@@ -23,7 +23,7 @@ from workers.clients.jira import JiraClient, JiraRejected, JiraUnavailable
 from workers.config import BridgeSettings, JiraSettings, load
 from workers.domain.tickets import is_resolved, status_name, ticket_fields
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "make_handler"]
 
@@ -32,12 +32,16 @@ _READ_FIELDS = ("summary", "status", "resolution", "resolutiondate")
 
 class TicketQuery(TaskInput):
     ticket: str = Field(alias="JIRA_TICKET", min_length=1)
+    """Key of the Jira ticket to read, e.g. MLC-12."""
 
 
 class TicketState(TaskOutput):
     status: str = Field(alias="JIRA_STATUS")
+    """Name of the ticket's status, e.g. Done."""
     resolved: bool = Field(alias="JIRA_RESOLVED")
+    """Whether the status is in Jira's done category (Done, Rejected, ...)."""
     fields: dict[str, Any] = Field(alias="JIRA_FIELDS")
+    """The ticket's values the processes read: summary, resolution, resolved and the expiration date."""
 
 
 Handler = Callable[[TicketQuery, TaskContext], TicketState]
@@ -71,4 +75,7 @@ TOPIC = Topic(
     output_model=TicketState,
     build_handler=_build_handler,
     description="read a Jira ticket's status and fields (the slow poll behind the Jira webhook)",
+    bpmn_errors=(
+        BpmnError("TICKET_NOT_FOUND", "Jira has no ticket JIRA_TICKET (deleted, or a wrong key)"),
+    ),
 )

@@ -23,7 +23,7 @@ from workers.config import MlflowSettings, TrainingSettings, load
 from workers.domain.models import registry_outcomes
 from workers.domain.training import TRAINING_FAILED, registered_version
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "TRAINED_FROM_TAG", "make_handler"]
 
@@ -33,15 +33,22 @@ _NOT_CARRIED = ("train",)
 
 class CheckTrainingInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The submitted version that asked for training."""
     training_run_id: str = Field(alias="TRAINING_RUN_ID", min_length=1)
+    """MLflow run id of the training job (from start-training-job)."""
 
 
 class CheckTrainingOutput(TaskOutput):
     training_done: bool = Field(alias="TRAINING_DONE")
+    """Whether the job has finished and registered a version."""
     training_status: str = Field(alias="TRAINING_STATUS")
+    """The job run's MLflow status (RUNNING, FINISHED, ...)."""
     model_version: str = Field(alias="MODEL_VERSION")
+    """The version registered by the job once done, else the submitted one."""
     trained_from_version: str | None = Field(None, alias="TRAINED_FROM_VERSION")
+    """The submitted version the trained one came from, once done."""
 
 
 Handler = Callable[[CheckTrainingInput, TaskContext], CheckTrainingOutput]
@@ -89,4 +96,8 @@ TOPIC = Topic(
     output_model=CheckTrainingOutput,
     build_handler=lambda: make_handler(load(MlflowSettings), load(TrainingSettings)),
     description="poll a training job; when it is done, continue with the version it registered",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+        BpmnError("TRAINING_FAILED", "the job failed, was killed, ran longer than allowed or registered no version"),
+    ),
 )

@@ -15,19 +15,23 @@ from workers.clients.mlflow.registry import ModelRegistry
 from workers.config import MlflowSettings, load
 from workers.domain.models import registry_outcomes
 from workers.domain.schedules import SCHEDULE_PREFIX
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["SCHEDULE_PREFIX", "TOPIC", "make_handler"]
 
 
 class CopySchedulesInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version the schedules are copied to."""
     previous_version: str | None = Field(None, alias="PREVIOUS_VERSION")
+    """The version that was in service; nothing is copied without one."""
 
 
 class CopySchedulesOutput(TaskOutput):
     schedules_copied: list[str] = Field(alias="SCHEDULES_COPIED")
+    """Names of the schedule.* tags copied."""
 
 
 Handler = Callable[[CopySchedulesInput, TaskContext], CopySchedulesOutput]
@@ -59,4 +63,7 @@ TOPIC = Topic(
     output_model=CopySchedulesOutput,
     build_handler=lambda: make_handler(load(MlflowSettings)),
     description="copy schedule.* tags from the version that was in service to the new one",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+    ),
 )

@@ -25,7 +25,9 @@ __all__ = ["TOPIC", "make_handler"]
 
 class TicketOutput(TaskOutput):
     ticket: str = Field(alias="JIRA_TICKET")
+    """Key of the ticket opened (or found again on redelivery)."""
     ticket_url: str = Field(alias="JIRA_TICKET_URL")
+    """Browse URL of the ticket."""
 
 
 Handler = Callable[[TicketInput, TaskContext], TicketOutput]

@@ -28,9 +28,13 @@ __all__ = ["TOPIC", "IncidentOutput", "make_handler"]
 
 class IncidentOutput(TaskOutput):
     incident: str = Field(alias="SERVICENOW_INCIDENT")
+    """Number of the incident opened (or found again on redelivery)."""
     incident_url: str = Field(alias="SERVICENOW_INCIDENT_URL")
+    """URL of the incident."""
     ticket: str = Field(alias="TICKET")
+    """The incident number, under the ticket system's common name."""
     ticket_url: str = Field(alias="TICKET_URL")
+    """The incident URL, under the ticket system's common name."""
 
 
 Handler = Callable[[TicketInput, TaskContext], IncidentOutput]

@@ -68,7 +68,7 @@ from workers.domain.serving import (
 )
 from workers.domain.switch import NameSwitch, check_inference
 from workers.harness.outcomes import BusinessError, RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = [
     "CHECK_ROWS",
@@ -88,10 +88,15 @@ CHECK_ROWS = 5
 
 class DeployModelInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version to stage."""
     runtime: str = Field(alias="RUNTIME", min_length=1)
+    """Name of the runtime of deploy/runtimes.yaml to stage it on."""
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
+    """The stage deployed to (DEV, SIT, ...)."""
     runtimes: list[str] = Field(default_factory=list, alias="RUNTIMES")
+    """Every runtime of the stage: on failure their staged copies are removed too."""
 
     @field_validator("model_stage")
     @classmethod
@@ -101,8 +106,11 @@ class DeployModelInput(TaskInput):
 
 class DeployModelOutput(TaskOutput):
     staged_deployment: dict[str, Any] = Field(alias="STAGED_DEPLOYMENT")
+    """What was staged: runtime, mode, folders and version_url, the pinned URL."""
     deployment_mode: str = Field(alias="DEPLOYMENT_MODE")
+    """batch or online."""
     deployed_endpoint: str | None = Field(alias="DEPLOYED_ENDPOINT")
+    """The model's stable URL on an online runtime; null for batch."""
 
 
 Handler = Callable[[DeployModelInput, TaskContext], DeployModelOutput]
@@ -304,4 +312,9 @@ TOPIC = Topic(
     output_model=DeployModelOutput,
     build_handler=_default_handler,
     description="stage a model version on a runtime: online, loaded into MLServer, checked and kept staged",
+    bpmn_errors=(
+        BpmnError("DEPLOYMENT_FAILED", "staging or checking failed (the model does not load or answer, test data "
+                                       "outside the data roots); the stage's staged copies are removed, the version in "
+                                       "service stays"),
+    ),
 )

@@ -26,23 +26,31 @@ from workers.domain.decisions import DecisionError, evaluate_dmn, read_dmn
 from workers.domain.paths import PathNotAllowed, confine
 from workers.engine.client import EngineClient
 from workers.harness.outcomes import BusinessError, FatalError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "EvaluateDmnInput", "EvaluateDmnOutput", "make_handler"]
 
 
 class EvaluateDmnInput(TaskInput):
     dmn_file: str = Field(alias="DMN_FILE")
+    """Local path or artifact URI of the test-criteria .dmn."""
     metrics: dict[str, Any] = Field(alias="METRICS")
+    """JSON object of metric values, flat or a monitor's nested test result."""
 
 
 class EvaluateDmnOutput(TaskOutput):
     test_result: bool = Field(alias="TEST_RESULT")
+    """Whether the test passed: no returned row has passes false."""
     test_result_message: str = Field(alias="TEST_RESULT_MESSAGE")
+    """The result in words, with the failing reasons."""
     test_result_details: list[dict[str, Any]] = Field(alias="TEST_RESULT_DETAILS")
+    """The returned rows, every output of each."""
     test_result_metrics: dict[str, Any] = Field(alias="TEST_RESULT_METRICS")
+    """The flat metric values the decision saw."""
     test_result_missing: list[str] = Field(alias="TEST_RESULT_MISSING")
+    """Metrics the criteria read and did not get."""
     test_result_decision: str = Field(alias="TEST_RESULT_DECISION")
+    """Key of the decision in the engine."""
 
 
 Handler = Callable[[EvaluateDmnInput, TaskContext], EvaluateDmnOutput]
@@ -80,4 +88,10 @@ TOPIC = Topic(
     build_handler=lambda: make_handler(EngineClient(load(EngineSettings), "mlc-evaluate-dmn"),
                                        load(MlflowSettings), load(DataSettings), load(DecisionSettings)),
     description="evaluate the model's test-criteria DMN on the metrics with the engine's DMN engine",
+    bpmn_errors=(
+        BpmnError("DMN_INVALID", "the DMN cannot be deployed or evaluated, an entry the engine cannot evaluate "
+                                 "included (the message names the rule and column)"),
+        BpmnError("DMN_NOT_FOUND", "DMN_FILE cannot be read"),
+        BpmnError("PATH_NOT_ALLOWED", "a local DMN_FILE outside the data roots (MLC_DATA_ROOTS)"),
+    ),
 )

@@ -27,7 +27,7 @@ from workers.clients.mlflow.registry import ModelNotFound, ModelRegistry, Regist
 from workers.config import MlflowSettings, load
 from workers.domain.deployments import DeploymentRecord, deployments_of
 from workers.harness.outcomes import BusinessError, RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["ROLLBACK_NOT_POSSIBLE", "TOPIC", "FindRollbackTargetInput", "FindRollbackTargetOutput", "make_handler"]
 
@@ -36,12 +36,19 @@ ROLLBACK_NOT_POSSIBLE = "ROLLBACK_NOT_POSSIBLE"
 
 class FindRollbackTargetInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     to_version: str | None = Field(None, alias="TO_VERSION")
+    """The version to put back; else the one the version in service replaced."""
     runtime: str | None = Field(None, alias="RUNTIME")
+    """The one runtime to roll back on; else those of the stage."""
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
+    """The stage to roll back; else that of the newest deployment."""
     reason: str | None = Field(None, alias="REASON")
+    """Why the rollback is asked for."""
     requested_by: str | None = Field(None, alias="REQUESTED_BY")
+    """Who asks for the rollback."""
     initiator: str | None = Field(None, alias="INITIATOR")
+    """The user who sent the signal, when REQUESTED_BY is not given."""
 
     @field_validator("to_version", "runtime", "model_stage", "reason", "requested_by", "initiator", mode="before")
     @classmethod
@@ -51,11 +58,17 @@ class FindRollbackTargetInput(TaskInput):
 
 class FindRollbackTargetOutput(TaskOutput):
     model_version: str = Field(alias="MODEL_VERSION")
+    """The version to put back in service."""
     from_version: str = Field(alias="FROM_VERSION")
+    """The version in service now, being rolled back."""
     runtimes: list[str] = Field(alias="RUNTIMES")
+    """The runtimes to roll back on."""
     model_stage: str = Field(alias="MODEL_STAGE")
+    """The stage rolled back."""
     rollback_by: str = Field(alias="ROLLBACK_BY")
+    """Who rolled back."""
     rollback_summary: str = Field(alias="ROLLBACK_SUMMARY")
+    """The rollback in words, with the reason."""
 
 
 Handler = Callable[[FindRollbackTargetInput, TaskContext], FindRollbackTargetOutput]
@@ -143,4 +156,8 @@ TOPIC = Topic(
     output_model=FindRollbackTargetOutput,
     build_handler=lambda: make_handler(load(MlflowSettings)),
     description="the version a rollback puts back in service (the previous or a named one) and the runtimes",
+    bpmn_errors=(
+        BpmnError("ROLLBACK_NOT_POSSIBLE", "nothing to roll back to: no deployment, no earlier version there, already "
+                                           "in service, or an unknown model or version"),
+    ),
 )

@@ -24,7 +24,7 @@ from workers.domain.models import registry_outcomes
 from workers.domain.schedules import due_schedules
 from workers.engine import EngineClient, EngineError
 from workers.harness.outcomes import RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["FIRST_WINDOW", "TIMER_START", "TOPIC", "engine_time", "make_handler"]
 
@@ -35,14 +35,20 @@ FIRST_WINDOW = timedelta(days=1)
 
 class FindScheduledInput(TaskInput):
     model_id: str | None = Field(None, alias="MODEL_ID")
+    """The one model to back-test (signal); else every model whose schedule is due."""
     schedule_name: str = Field("backtest", alias="SCHEDULE_NAME", min_length=1)
+    """The schedule read: version tag schedule.<name>."""
 
 
 class FindScheduledOutput(TaskOutput):
     models: list[str] = Field(alias="MODELS")
+    """Names of the models to back-test."""
     model_count: int = Field(alias="MODEL_COUNT")
+    """How many models."""
     schedule_window: dict[str, str] | None = Field(alias="SCHEDULE_WINDOW")
+    """From and until of the firing window; null for a signalled model."""
     unreadable_schedules: dict[str, str] = Field(alias="UNREADABLE_SCHEDULES")
+    """Schedules that could not be read: model to reason."""
 
 
 Handler = Callable[[FindScheduledInput, TaskContext], FindScheduledOutput]
@@ -93,4 +99,7 @@ TOPIC = Topic(
     build_handler=lambda: make_handler(EngineClient(load(EngineSettings), "find-scheduled-back-tests"),
                                        load(MlflowSettings)),
     description="the deployed models whose back-test schedule is due (or the signalled MODEL_ID)",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the signalled MODEL_ID is not in MLflow's registry"),
+    ),
 )

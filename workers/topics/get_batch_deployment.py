@@ -20,7 +20,7 @@ from workers.domain.deployments import batch_deployment_record
 from workers.domain.models import registry_outcomes
 from workers.domain.runtimes import current_inventory
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["NO_BATCH_DEPLOYMENT", "TOPIC", "BatchDeploymentInput", "BatchDeploymentOutput", "make_handler"]
 
@@ -29,7 +29,9 @@ NO_BATCH_DEPLOYMENT = "NO_BATCH_DEPLOYMENT"
 
 class BatchDeploymentInput(TaskInput):
     tag: str = Field(alias="TAG", min_length=1)
+    """Service tag of the model (model tag service)."""
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
+    """The stage; else any stage."""
 
     @field_validator("model_stage")
     @classmethod
@@ -39,9 +41,13 @@ class BatchDeploymentInput(TaskInput):
 
 class BatchDeploymentOutput(TaskOutput):
     model_id: str = Field(alias="MODEL_ID")
+    """Registered model name of the version found."""
     model_version: str = Field(alias="MODEL_VERSION")
+    """The version most recently deployed as batch."""
     model_stage: str = Field(alias="MODEL_STAGE")
+    """Its stage."""
     deployed_runtime: str = Field(alias="DEPLOYED_RUNTIME")
+    """The batch runtime it was deployed to."""
 
 
 Handler = Callable[[BatchDeploymentInput, TaskContext], BatchDeploymentOutput]
@@ -78,4 +84,9 @@ TOPIC = Topic(
     output_model=BatchDeploymentOutput,
     build_handler=lambda: make_handler(load(MlflowSettings), load(RuntimeSettings).file),
     description="the version most recently deployed as batch for a service tag (and stage)",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+        BpmnError("NO_BATCH_DEPLOYMENT", "no version of a model with service tag TAG is deployed as batch (at "
+                                         "MODEL_STAGE)"),
+    ),
 )

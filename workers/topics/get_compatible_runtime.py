@@ -17,7 +17,7 @@ from pydantic import Field
 from workers.config import RuntimeSettings, load
 from workers.domain.runtimes import current_inventory, load_inventory
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["NO_RUNTIME", "TOPIC", "CompatibleRuntimeInput", "CompatibleRuntimeOutput", "make_handler"]
 
@@ -26,14 +26,20 @@ NO_RUNTIME = "NO_RUNTIME"
 
 class CompatibleRuntimeInput(TaskInput):
     tag: str = Field(alias="TAG", min_length=1)
+    """Service tag of the model."""
     model_stage: str = Field(alias="MODEL_STAGE", min_length=1)
+    """The stage of the batch deployment."""
     deployed_runtime: str = Field(alias="DEPLOYED_RUNTIME", min_length=1)
+    """The runtime the version was deployed to."""
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The batch-deployed version."""
 
 
 class CompatibleRuntimeOutput(TaskOutput):
     runtime: str = Field(alias="RUNTIME")
+    """The batch runtime of deploy/runtimes.yaml the job runs on."""
 
 
 Handler = Callable[[CompatibleRuntimeInput, TaskContext], CompatibleRuntimeOutput]
@@ -70,4 +76,7 @@ TOPIC = Topic(
     output_model=CompatibleRuntimeOutput,
     build_handler=lambda: make_handler(load(RuntimeSettings).file),
     description="the batch runtime of deploy/runtimes.yaml a batch job runs on",
+    bpmn_errors=(
+        BpmnError("NO_RUNTIME", "no batch runtime of deploy/runtimes.yaml serves the tag and stage"),
+    ),
 )

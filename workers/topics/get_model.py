@@ -26,15 +26,19 @@ from workers.clients.mlflow.registry import (
 from workers.config import MlflowSettings, load
 from workers.domain.models import TEST_DATA_ARTIFACTS, model_details, registry_outcomes, test_assets
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "GetModelInput", "GetModelOutput", "make_handler"]
 
 class GetModelInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str | None = Field(None, alias="MODEL_VERSION")
+    """The version to test; else the deployed one (alias deployed)."""
     input_file: str | None = Field(None, alias="INPUT_FILE")
+    """The data to test with; else the version's test data."""
     output_file: str | None = Field(None, alias="OUTPUT_FILE")
+    """Where to write the scored rows; none by default."""
 
     @field_validator("model_version", "input_file", "output_file")
     @classmethod
@@ -44,12 +48,19 @@ class GetModelInput(TaskInput):
 
 class GetModelOutput(TaskOutput):
     model_version: str = Field(alias="MODEL_VERSION")
+    """The version to test."""
     model_details: dict[str, Any] = Field(alias="MODEL_DETAILS")
+    """The version's details: name, version, tags, aliases, run, source."""
     input_file: str = Field(alias="INPUT_FILE")
+    """The data to test with."""
     output_file: str | None = Field(alias="OUTPUT_FILE")
+    """Where the scored rows go, if anywhere."""
     dmn_file: str | None = Field(alias="DMN_FILE")
+    """The version's test-criteria DMN, if it has one."""
     has_dmn: bool = Field(alias="HAS_DMN")
+    """Whether the version has test criteria."""
     label_column: str = Field(alias="LABEL_COLUMN")
+    """The label column of the test data."""
 
 
 Handler = Callable[[GetModelInput, TaskContext], GetModelOutput]
@@ -101,4 +112,9 @@ TOPIC = Topic(
     output_model=GetModelOutput,
     build_handler=lambda: make_handler(load(MlflowSettings)),
     description="find the model version to test, its test data, its test criteria (DMN) and label column",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+        BpmnError("MODEL_NOT_DEPLOYED", "no MODEL_VERSION given and no version is deployed (alias deployed)"),
+        BpmnError("MISSING_TEST_DATA", "no INPUT_FILE given and the version has no test data"),
+    ),
 )

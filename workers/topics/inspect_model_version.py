@@ -25,7 +25,7 @@ from workers.config import MlflowSettings, load
 from workers.domain.deployments import stage_alias
 from workers.domain.models import flag, model_details, registry_outcomes, test_assets
 from workers.domain.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "changes_between", "flag", "make_handler"]
 
@@ -34,27 +34,46 @@ DEFAULT_STAGE = "DEV"
 
 class InspectInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The submitted version."""
 
 
 class InspectOutput(TaskOutput):
     model_details: dict[str, Any] = Field(alias="MODEL_DETAILS")
+    """The version's details: name, version, tags, aliases, run, source."""
     flag_train: bool = Field(alias="FLAG_TRAIN")
+    """Version tag train: run its training job first."""
     flag_run_test: bool = Field(alias="FLAG_RUN_TEST")
+    """Version tag run_test: test it (metrics job and DMN)."""
     flag_jira: bool = Field(alias="FLAG_JIRA")
+    """Version tag jira: open a review ticket."""
     service_tag: str | None = Field(alias="SERVICE_TAG")
+    """The model's service tag."""
     model_stage: str = Field(alias="MODEL_STAGE")
+    """The stage to deploy to (version tag stage, else DEV)."""
     promote_to: str | None = Field(alias="PROMOTE_TO")
+    """The last stage to promote to (version tag promote_to)."""
     input_file: str | None = Field(alias="INPUT_FILE")
+    """The version's test data, if it has any."""
     has_test_data: bool = Field(alias="HAS_TEST_DATA")
+    """Whether the version has test data."""
     dmn_file: str | None = Field(alias="DMN_FILE")
+    """The version's test-criteria DMN, if it has one."""
     has_dmn: bool = Field(alias="HAS_DMN")
+    """Whether the version has test criteria."""
     label_column: str = Field(alias="LABEL_COLUMN")
+    """The label column of the test data."""
     previous_version: str | None = Field(alias="PREVIOUS_VERSION")
+    """The version in service at the stage, if any."""
     champion_version: str | None = Field(alias="CHAMPION_VERSION")
+    """The champion to compare with (version in service at the stage)."""
     comparator_file: str | None = Field(alias="COMPARATOR_FILE")
+    """The comparator DMN judging challenger against champion, if any."""
     changes: str = Field(alias="CHANGES")
+    """What changed since the version in service, in words."""
     trained_by_process: str | None = Field(alias="TRAINED_BY_PROCESS")
+    """The process instance that trained this version, if one did."""
 
 
 Handler = Callable[[InspectInput, TaskContext], InspectOutput]
@@ -130,4 +149,7 @@ TOPIC = Topic(
     output_model=InspectOutput,
     build_handler=lambda: make_handler(load(MlflowSettings)),
     description="read a submitted version's flags, service tag, stage, test assets and changes",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+    ),
 )

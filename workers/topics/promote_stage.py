@@ -18,18 +18,22 @@ from pydantic import Field
 from workers.config import RuntimeSettings, load
 from workers.domain.runtimes import BAD_PROMOTION, current_inventory, load_inventory, promotion_problem
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "make_handler"]
 
 class PromoteInput(TaskInput):
     model_stage: str = Field(alias="MODEL_STAGE", min_length=1)
+    """The stage just deployed to."""
     promote_to: str = Field(alias="PROMOTE_TO", min_length=1)
+    """The last stage to reach (version tag promote_to)."""
 
 
 class PromoteOutput(TaskOutput):
     model_stage: str = Field(alias="MODEL_STAGE")
+    """The next stage of deploy/runtimes.yaml."""
     promoted_from_stage: str = Field(alias="PROMOTED_FROM_STAGE")
+    """The stage promoted from."""
 
 
 Handler = Callable[[PromoteInput, TaskContext], PromoteOutput]
@@ -57,4 +61,8 @@ TOPIC = Topic(
     output_model=PromoteOutput,
     build_handler=lambda: make_handler(load(RuntimeSettings).file),
     description="the next stage to deploy a version to, on its way to its promote_to stage",
+    bpmn_errors=(
+        BpmnError("BAD_PROMOTION", "MODEL_STAGE is the last stage, or PROMOTE_TO no later stage, of "
+                                   "deploy/runtimes.yaml (edited since find-runtimes checked it)"),
+    ),
 )

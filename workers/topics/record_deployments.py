@@ -53,23 +53,31 @@ from workers.domain.serving import (
 )
 from workers.domain.switch import NameSwitch, SwitchFailed
 from workers.harness.outcomes import BusinessError, FatalError, RetryableError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "RecordDeploymentsInput", "RecordDeploymentsOutput", "make_handler"]
 
 
 class RecordDeploymentsInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version staged on every runtime of the stage."""
     runtimes: list[str] = Field(alias="RUNTIMES", min_length=1)
+    """The runtimes it is staged on (from deploy-model)."""
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
+    """The stage deployed to."""
 
 
 class RecordDeploymentsOutput(TaskOutput):
     deployments: list[dict[str, Any]] = Field(alias="DEPLOYMENTS")
+    """One deployment record per runtime."""
     deployment: dict[str, Any] = Field(alias="DEPLOYMENT")
+    """The first record, for one-runtime stages."""
     deployed_endpoint: str | None = Field(alias="DEPLOYED_ENDPOINT")
+    """The model's stable URL, on an online runtime."""
     replaced_version: str | None = Field(None, alias="REPLACED_VERSION")
+    """The version that was in service before, if any."""
 
 
 Handler = Callable[[RecordDeploymentsInput, TaskContext], RecordDeploymentsOutput]
@@ -221,4 +229,8 @@ TOPIC = Topic(
     output_model=RecordDeploymentsOutput,
     build_handler=_default_handler,
     description="put a version staged on every runtime of a stage into service: records, aliases, old versions out",
+    bpmn_errors=(
+        BpmnError("DEPLOYMENT_FAILED", "a switch or check failed: nothing recorded, every runtime switched back to the "
+                                       "version it served"),
+    ),
 )

@@ -42,7 +42,7 @@ from workers.domain.scoring import (
     ScoringJob,
 )
 from workers.harness.outcomes import BusinessError, FatalError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "BatchJobInput", "BatchJobOutput", "make_handler"]
 
@@ -57,14 +57,23 @@ _CODES: dict[type[ScoringError], str] = {
 
 class BatchJobInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version to score with."""
     runtime: str = Field(alias="RUNTIME", min_length=1)
+    """The batch runtime of deploy/runtimes.yaml (from get-compatible-runtime)."""
     tag: str | None = Field(None, alias="TAG")
+    """Service tag of the model, recorded with the job."""
     input_file: str = Field(alias="INPUT_FILE", min_length=1)
+    """CSV or Parquet to score: local path (inside MLC_DATA_ROOTS) or s3:// URI."""
     output_file: str = Field(alias="OUTPUT_FILE", min_length=1)
+    """Where the scored rows go: local path or s3:// URI."""
     overwrite: bool = Field(False, alias="OVERWRITE")
+    """Replace OUTPUT_FILE when it exists."""
     label_column: str | None = Field(None, alias="LABEL_COLUMN")
+    """A label column to leave out of the model's input."""
     keep_columns: list[str] | None = Field(None, alias="KEEP_COLUMNS")
+    """Input columns copied to the output (JSON list or names separated by commas)."""
 
     @field_validator("label_column")
     @classmethod
@@ -85,10 +94,15 @@ class BatchJobInput(TaskInput):
 
 class BatchJobOutput(TaskOutput):
     rows_in: int = Field(alias="ROWS_IN")
+    """Rows read."""
     rows_out: int = Field(alias="ROWS_OUT")
+    """Rows written."""
     scoring_seconds: float = Field(alias="SCORING_SECONDS")
+    """How long the scoring took."""
     output_file: str = Field(alias="OUTPUT_FILE")
+    """The file written."""
     batch_run_id: str = Field(alias="BATCH_RUN_ID")
+    """MLflow run id recording the job."""
 
 
 Handler = Callable[[BatchJobInput, TaskContext], BatchJobOutput]
@@ -185,4 +199,13 @@ TOPIC = Topic(
     output_model=BatchJobOutput,
     build_handler=_default_handler,
     description="score a file with a model version on a batch runtime, in chunks; record the job in MLflow",
+    bpmn_errors=(
+        BpmnError("PATH_NOT_ALLOWED", "INPUT_FILE or OUTPUT_FILE outside the data roots (MLC_DATA_ROOTS) or the "
+                                      "allowed buckets"),
+        BpmnError("INPUT_UNREADABLE", "INPUT_FILE cannot be read as CSV or Parquet"),
+        BpmnError("OUTPUT_EXISTS", "OUTPUT_FILE exists and OVERWRITE is not true"),
+        BpmnError("OUTPUT_UNWRITABLE", "OUTPUT_FILE cannot be written"),
+        BpmnError("SCORING_FAILED", "the model cannot be loaded or fails on the rows"),
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+    ),
 )

@@ -86,7 +86,7 @@ from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.scoring import Predictor, with_predictions
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.scratch import scratch_dir
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "MetricsJobInput", "MetricsJobOutput", "make_handler"]
 
@@ -99,11 +99,17 @@ RESULT_ARTIFACT = "test_results.json"
 
 class MetricsJobInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version to test."""
     input_file: str = Field(alias="INPUT_FILE", min_length=1)
+    """Labelled data to score: local path (inside MLC_DATA_ROOTS), s3:// or runs:/ URI."""
     output_file: str | None = Field(None, alias="OUTPUT_FILE")
+    """Where to write the scored rows; never overwritten."""
     label_column: str = Field("label", alias="LABEL_COLUMN", min_length=1)
+    """The label column of INPUT_FILE."""
     champion_version: str | None = Field(None, alias="CHAMPION_VERSION")
+    """A version scored beside it on the same data (champion/challenger)."""
 
     @field_validator("output_file", "champion_version")
     @classmethod
@@ -113,9 +119,13 @@ class MetricsJobInput(TaskInput):
 
 class MetricsJobOutput(TaskOutput):
     metrics: dict[str, Any] = Field(alias="METRICS")
+    """The test result: metrics, monitors' values and tables (ModelOp's shape)."""
     metrics_run_id: str = Field(alias="METRICS_RUN_ID")
+    """MLflow run id recording the metrics."""
     output_file: str = Field(alias="OUTPUT_FILE")
+    """The scored rows' file."""
     rows_scored: int = Field(alias="ROWS_SCORED")
+    """Rows scored."""
 
 
 Handler = Callable[[MetricsJobInput, TaskContext], MetricsJobOutput]
@@ -434,4 +444,11 @@ TOPIC = Topic(
     output_model=MetricsJobOutput,
     build_handler=lambda: make_handler(load(MlflowSettings), data_roots=load(DataSettings)),
     description="score labelled data with a model version, record its metrics as an MLflow run",
+    bpmn_errors=(
+        BpmnError("TEST_JOB_FAILED", "the job cannot score or measure: unreadable data, model not loadable, a monitor "
+                                     "without what it needs (bias without protected_attributes, drift without a "
+                                     "baseline)"),
+        BpmnError("PATH_NOT_ALLOWED", "a file outside the data roots (MLC_DATA_ROOTS) or the allowed buckets"),
+        BpmnError("OUTPUT_EXISTS", "OUTPUT_FILE exists: a back test never overwrites a file"),
+    ),
 )

@@ -21,14 +21,20 @@ __all__ = ["TOPIC", "make_handler"]
 
 class NotificationInput(TaskInput):
     kind: str = Field(alias="NOTIFICATION_KIND")
+    """What happened: back-test-passed, deployed, rolled-back, ..."""
     message: str = Field(alias="NOTIFICATION_MESSAGE")
+    """The notification in words."""
     model_id: str | None = Field(None, alias="MODEL_ID")
+    """Registered model name it is about."""
     model_version: str | None = Field(None, alias="MODEL_VERSION")
+    """Model version it is about."""
 
 
 class NotificationOutput(TaskOutput):
     notification_id: str = Field(alias="NOTIFICATION_ID")
+    """Id of the notification (in the log and the webhook's body)."""
     notified_at: str = Field(alias="NOTIFIED_AT")
+    """When it was sent, ISO 8601."""
 
 
 Handler = Callable[[NotificationInput, TaskContext], NotificationOutput]

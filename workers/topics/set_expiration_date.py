@@ -19,7 +19,7 @@ from workers.config import MlflowSettings, load
 from workers.domain.models import registry_outcomes
 from workers.domain.tickets import EXPIRATION_DATE
 from workers.harness.outcomes import FatalError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["EXPIRATION_TAG", "TOPIC", "expiration_date", "make_handler"]
 
@@ -28,13 +28,18 @@ EXPIRATION_TAG = "expiration_date"
 
 class ExpirationInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The version deployed."""
     jira_fields: dict[str, Any] | None = Field(None, alias="JIRA_FIELDS")
+    """The review ticket's fields, whose Expiration Date is taken when set."""
 
 
 class ExpirationOutput(TaskOutput):
     expiration_date: str = Field(alias="EXPIRATION_DATE")
+    """The expiration date set (version tag expiration_date), ISO 8601."""
     expiration_source: str = Field(alias="EXPIRATION_SOURCE")
+    """Where it came from: the ticket or the one-year default."""
 
 
 Handler = Callable[[ExpirationInput, TaskContext], ExpirationOutput]
@@ -69,4 +74,7 @@ TOPIC = Topic(
     output_model=ExpirationOutput,
     build_handler=lambda: make_handler(load(MlflowSettings)),
     description="set the version's expiration date from the review ticket, else one year ahead",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+    ),
 )

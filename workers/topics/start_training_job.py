@@ -26,7 +26,7 @@ from workers.domain.training import (
     training_project,
 )
 from workers.harness.outcomes import BusinessError
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "make_handler"]
 
@@ -34,12 +34,16 @@ __all__ = ["TOPIC", "make_handler"]
 
 class StartTrainingInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name in MLflow."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The submitted version naming the training project."""
 
 
 class StartTrainingOutput(TaskOutput):
     training_run_id: str = Field(alias="TRAINING_RUN_ID")
+    """MLflow run id of the training job."""
     training_project: str = Field(alias="TRAINING_PROJECT")
+    """The MLflow Project that runs."""
 
 
 Handler = Callable[[StartTrainingInput, TaskContext], StartTrainingOutput]
@@ -80,4 +84,8 @@ TOPIC = Topic(
     output_model=StartTrainingOutput,
     build_handler=lambda: make_handler(load(MlflowSettings), load(TrainingSettings)),
     description="launch the MLflow Project a model names as a training job",
+    bpmn_errors=(
+        BpmnError("MODEL_NOT_FOUND", "the model or version is not in MLflow's registry"),
+        BpmnError("TRAINING_FAILED", "the version names no training project, or the job cannot be launched"),
+    ),
 )

@@ -26,14 +26,20 @@ OUTCOMES = {"back-test-passed": "passed", "back-test-failed": "failed"}
 
 class SummarizeInput(TaskInput):
     unreadable_schedules: dict[str, str] | None = Field(None, alias="UNREADABLE_SCHEDULES")
+    """Schedules that could not be read (from find-scheduled-back-tests)."""
 
 
 class SummarizeOutput(TaskOutput):
     summary: dict[str, Any] = Field(alias="BACK_TEST_SUMMARY")
+    """Passed, failed and errored back tests, per model."""
     passed_count: int = Field(alias="PASSED_COUNT")
+    """Back tests passed."""
     failed_count: int = Field(alias="FAILED_COUNT")
+    """Back tests failed."""
     errored_count: int = Field(alias="ERRORED_COUNT")
+    """Back tests that ended in error."""
     text: str = Field(alias="BACK_TEST_SUMMARY_TEXT")
+    """The summary in words."""
 
 
 Handler = Callable[[SummarizeInput, TaskContext], SummarizeOutput]

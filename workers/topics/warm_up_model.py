@@ -65,7 +65,7 @@ from workers.domain.warmup import (
 )
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.scratch import scratch_dir
-from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
+from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["RESULT_ARTIFACT", "RUN_TAG", "TOPIC", "WarmUpInput", "WarmUpOutput", "make_handler"]
 
@@ -78,18 +78,28 @@ TOLERANCE = 1e-6
 
 class WarmUpInput(TaskInput):
     model_id: str = Field(alias="MODEL_ID", min_length=1)
+    """Registered model name."""
     model_version: str = Field(alias="MODEL_VERSION", min_length=1)
+    """The candidate version to warm up."""
     runtimes: list[str] = Field(alias="RUNTIMES")
+    """The runtimes of the stage (from find-runtimes); the online ones are warmed up on."""
     model_stage: str | None = Field(None, alias="MODEL_STAGE")
+    """When given, every runtime must be in this stage."""
 
 
 class WarmUpOutput(TaskOutput):
     warm_up_done: bool = Field(alias="WARM_UP_DONE")
+    """Whether a warm-up ran (the version tag warm_up, or a runtime's warm_up setting)."""
     warm_up_metrics: dict[str, Any] = Field(alias="WARM_UP_METRICS")
+    """The flat numbers the SLA DMN reads: latency p50/p99, agreement rate, errors; the worst of the runtimes."""
     warm_up_details: list[dict[str, Any]] = Field(alias="WARM_UP_DETAILS")
+    """Each runtime's numbers and where its requests came from."""
     warm_up_message: str | None = Field(alias="WARM_UP_MESSAGE")
+    """One line per runtime for the review ticket; none without a warm-up."""
     warm_up_sla_file: str | None = Field(alias="WARM_UP_SLA_FILE")
+    """The SLA DMN: version tag warm_up_sla, else the run's mlc/warm_up_sla.dmn."""
     warm_up_run_id: str | None = Field(alias="WARM_UP_RUN_ID")
+    """The MLflow run holding the numbers."""
 
 
 Handler = Callable[[WarmUpInput, TaskContext], WarmUpOutput]
@@ -316,4 +326,8 @@ TOPIC = Topic(
     output_model=WarmUpOutput,
     build_handler=_default_handler,
     description="warm a candidate up beside the version in service: replayed requests, latency, agreement",
+    bpmn_errors=(
+        BpmnError(WARM_UP_FAILED, "the candidate does not load or has nothing to replay (no request captured, no "
+                                  "test data): nothing of it is left on the runtime"),
+    ),
 )

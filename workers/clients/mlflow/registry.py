@@ -1,9 +1,11 @@
 """The MLflow model registry and tracking server, as the topics need them: one method per remote call.
 
 :class:`ModelRegistry` is the fleet's one client of MLflow (with :mod:`.artifacts` for the files it
-stores). It talks to the server named by :class:`~workers.config.MlflowSettings` through an explicit
-``MlflowClient(tracking_uri=...)`` and never through MLflow's global tracking URI, so several registries
-can live in one process. MLflow errors become :class:`ModelNotFound`, :class:`ModelNotLoadable` or
+stores). It talks to the server named by :class:`~workers.config.MlflowSettings`: registered models, versions,
+aliases, tags, runs and experiments over MLflow's REST API (:mod:`.rest`), so a worker that only reads
+and writes those never imports MLflow; artifacts, models, projects and webhooks through an explicit
+``MlflowClient(tracking_uri=...)``, created on first use, never through MLflow's global tracking URI,
+so several registries can live in one process. MLflow errors become :class:`ModelNotFound`, :class:`ModelNotLoadable` or
 :class:`RegistryUnavailable` (retried by :data:`RETRY_POLICY` first) here, and nowhere else.
 """
 
@@ -21,6 +23,7 @@ from typing import Any, Literal, TypeVar
 import requests
 import tenacity
 
+from workers.clients.mlflow.rest import MlflowRest, RestFailure
 from workers.config import MlflowSettings
 from workers.harness.scratch import scratch_dir
 
@@ -164,39 +167,44 @@ class ModelRegistry:
     def __init__(self, settings: MlflowSettings, *, retry: tenacity.Retrying = RETRY_POLICY) -> None:
         for variable, value in _MLFLOW_ENV_DEFAULTS.items():
             os.environ.setdefault(variable, value)
-        from mlflow import MlflowClient  # imported here: MLflow takes seconds to import
-
         self.settings = settings
-        self._client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+        self._rest = MlflowRest(settings.tracking_uri, timeout_s=float(os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]))
+        self._mlflow_client: Any = None
         self._retry = retry
         self._experiment_ids: dict[str, str] = {}
-        _default_global_tracking_uri(settings.tracking_uri)
+
+    @property
+    def _client(self) -> Any:
+        """MLflow's own client, for artifacts, models, projects and webhooks; MLflow is imported here."""
+        if self._mlflow_client is None:
+            from mlflow import MlflowClient  # imported here: MLflow takes seconds and 160 MB to import
+
+            self._mlflow_client = MlflowClient(tracking_uri=self.settings.tracking_uri,
+                                               registry_uri=self.settings.tracking_uri)
+            _default_global_tracking_uri(self.settings.tracking_uri)
+        return self._mlflow_client
 
     # registered models and versions
 
     def get_model(self, name: str) -> ModelRecord:
-        return _model_record(self._call(lambda: self._client.get_registered_model(name), f"model {name!r}",
-                                        missing=ModelNotFound))
+        found = self._call(lambda: self._rest.get("registered-models/get", name=name), f"model {name!r}",
+                           missing=ModelNotFound)
+        return _model_record(found["registered_model"])
 
     def search_models(self, filter_string: str = "") -> list[ModelRecord]:
         """Every registered model matching MLflow's ``filter_string`` (all when empty), by name."""
-        found: list[ModelRecord] = []
-        token: str | None = None
-        while True:
-            page = self._call(lambda after=token: self._client.search_registered_models(
-                filter_string=filter_string or None, max_results=200, page_token=after),
-                f"models where {filter_string or 'any'}")
-            found.extend(_model_record(model) for model in page)
-            token = page.token
-            if not token:
-                return sorted(found, key=lambda model: model.name)
+        found = self._call(lambda: list(self._rest.pages("registered-models/search", "registered_models",
+                                                         filter=filter_string or None, max_results=1000)),
+                           f"models where {filter_string or 'any'}")
+        return sorted((_model_record(model) for model in found), key=lambda model: model.name)
 
     def get_version(self, name: str, version: str | int) -> VersionRecord:
         what = f"version {version} of model {name!r}"
         if not str(version).isdigit():
             raise ModelNotFound(f"{what} not found: versions are whole numbers")
-        return _version_record(self._call(lambda: self._client.get_model_version(name, str(version)), what,
-                                              missing=ModelNotFound))
+        found = self._call(lambda: self._rest.get("model-versions/get", name=name, version=str(version)), what,
+                           missing=ModelNotFound)
+        return _version_record(found["model_version"])
 
     def get_version_by_alias(self, name: str, alias: str = DEPLOYED_ALIAS) -> VersionRecord | None:
         """The version ``alias`` points at; ``None`` when the model exists but the alias is not set."""
@@ -206,20 +214,24 @@ class ModelRegistry:
     def search_versions(self, name: str) -> list[VersionRecord]:
         """All versions of model ``name``, newest first (empty when the model has none or does not exist)."""
         escaped = name.replace("'", "\\'")
-        found = self._call(lambda: self._client.search_model_versions(f"name = '{escaped}'"), f"model {name!r}")
+        found = self._call(lambda: list(self._rest.pages("model-versions/search", "model_versions",
+                                                         filter=f"name = '{escaped}'", max_results=10_000)),
+                           f"model {name!r}")
         return sorted((_version_record(v) for v in found), key=lambda v: int(v.version), reverse=True)
 
     def set_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
-        self._call(lambda: self._client.set_model_version_tag(name, str(version), key, value),
-                   f"version {version} of model {name!r}", missing=ModelNotFound)
+        self._call(lambda: self._rest.post("model-versions/set-tag", {
+            "name": name, "version": str(version), "key": key, "value": value}),
+            f"version {version} of model {name!r}", missing=ModelNotFound)
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
-        self._call(lambda: self._client.set_registered_model_tag(name, key, value), f"model {name!r}",
-                   missing=ModelNotFound)
+        self._call(lambda: self._rest.post("registered-models/set-tag", {"name": name, "key": key, "value": value}),
+                   f"model {name!r}", missing=ModelNotFound)
 
     def set_alias(self, name: str, alias: str, version: str | int) -> None:
-        self._call(lambda: self._client.set_registered_model_alias(name, alias, str(version)),
-                   f"version {version} of model {name!r}", missing=ModelNotFound)
+        self._call(lambda: self._rest.post("registered-models/alias", {
+            "name": name, "alias": alias, "version": str(version)}),
+            f"version {version} of model {name!r}", missing=ModelNotFound)
 
     @contextmanager
     def loaded_model(self, name: str, version: str | int) -> Iterator[LoadedModel]:
@@ -271,8 +283,9 @@ class ModelRegistry:
 
     def list_run_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         """Paths (relative to the run's artifact root) of the files and folders directly under ``path``."""
-        found = self._call(lambda: self._client.list_artifacts(run_id, path), f"artifacts of run {run_id}")
-        return [info.path for info in found]
+        found = self._call(lambda: self._rest.get("artifacts/list", run_id=run_id, path=path),
+                           f"artifacts of run {run_id}")
+        return [info["path"] for info in found.get("files", [])]
 
     def log_job_run(
         self,
@@ -289,49 +302,56 @@ class ModelRegistry:
         ``artifacts`` maps a folder of the run's artifacts (``""``: the root) to a local file logged into it;
         metrics go in batches of the most MLflow takes in one call.
         """
-        from mlflow.entities import Metric, Param, RunTag
-
         experiment_id = self._experiment_id(experiment or self.settings.experiment)
-        # not retried: a create that timed out after the server acted would leave a second run
-        run = self._call(lambda: self._client.create_run(experiment_id, run_name=run_name, tags=dict(tags)),
-                         f"a run in experiment {experiment_id}", retry=False)
-        run_id = run.info.run_id
         now = int(datetime.now(UTC).timestamp() * 1000)
+        # not retried: a create that timed out after the server acted would leave a second run
+        run = self._call(lambda: self._rest.post("runs/create", {
+            "experiment_id": experiment_id, "run_name": run_name, "start_time": now, "tags": _pairs(tags)}),
+            f"a run in experiment {experiment_id}", retry=False)
+        run_id = run["run"]["info"]["run_id"]
         try:
-            self._call(lambda: self._client.log_batch(
-                run_id,
-                params=[Param(key, str(value)[:6000]) for key, value in params.items()],
-                tags=[RunTag(key, value) for key, value in tags.items()],
-            ), f"run {run_id}")
-            logged = [Metric(key, float(value), now, 0) for key, value in metrics.items()]
+            self._call(lambda: self._rest.post("runs/log-batch", {
+                "run_id": run_id,
+                "params": [{"key": key, "value": str(value)[:6000]} for key, value in params.items()],
+                "tags": _pairs(tags),
+            }), f"run {run_id}")
+            logged = [{"key": key, "value": float(value), "timestamp": now, "step": 0}
+                      for key, value in metrics.items()]
             for start in range(0, len(logged), _METRICS_PER_BATCH):
-                self._call(lambda batch=logged[start:start + _METRICS_PER_BATCH]: self._client.log_batch(
-                    run_id, metrics=batch), f"run {run_id}")
+                self._call(lambda batch=logged[start:start + _METRICS_PER_BATCH]: self._rest.post(
+                    "runs/log-batch", {"run_id": run_id, "metrics": batch}), f"run {run_id}")
             for folder, local_path in (artifacts or {}).items():
                 self._call(lambda path=local_path, to=folder: self._client.log_artifact(run_id, str(path), to or None),
                            f"run {run_id}")
         except RegistryError:
-            self._call(lambda: self._client.set_terminated(run_id, "FAILED"), f"run {run_id}")
+            self._end_run(run_id, "FAILED")
             raise
-        self._call(lambda: self._client.set_terminated(run_id, "FINISHED"), f"run {run_id}")
+        self._end_run(run_id, "FINISHED")
         return run_id
 
+    def _end_run(self, run_id: str, status: str) -> None:
+        end = int(datetime.now(UTC).timestamp() * 1000)
+        self._call(lambda: self._rest.post("runs/update", {"run_id": run_id, "status": status, "end_time": end}),
+                   f"run {run_id}")
+
     def get_run(self, run_id: str) -> RunRecord:
-        return _run_record(self._call(lambda: self._client.get_run(run_id), f"run {run_id}"))
+        return _run_record(self._call(lambda: self._rest.get("runs/get", run_id=run_id), f"run {run_id}")["run"])
 
     def search_runs(self, filter_string: str, experiment: str | None = None) -> list[RunRecord]:
         """Runs of ``experiment`` (default: the settings') matching MLflow's ``filter_string``, newest first."""
         experiment_id = self._experiment_id(experiment or self.settings.experiment)
-        found = self._call(lambda: self._client.search_runs([experiment_id], filter_string,
-                                                            order_by=["attributes.start_time DESC"]),
-                           f"runs of experiment {experiment_id} where {filter_string}")
+        found = self._call(lambda: list(self._rest.pages(
+            "runs/search", "runs", method="POST", experiment_ids=[experiment_id], filter=filter_string,
+            order_by=["attributes.start_time DESC"], max_results=1000)),
+            f"runs of experiment {experiment_id} where {filter_string}")
         return [_run_record(run) for run in found]
 
     def set_run_tag(self, run_id: str, key: str, value: str) -> None:
-        self._call(lambda: self._client.set_tag(run_id, key, value), f"run {run_id}")
+        self._call(lambda: self._rest.post("runs/set-tag", {"run_id": run_id, "key": key, "value": value}),
+                   f"run {run_id}")
 
     def get_run_metrics(self, run_id: str) -> dict[str, float]:
-        return dict(self._call(lambda: self._client.get_run(run_id), f"run {run_id}").data.metrics)
+        return self.get_run(run_id).metrics
 
     def upload_file(self, local_path: Path, uri: str) -> None:
         """Store ``local_path`` at ``uri`` (``runs:/…``, ``mlflow-artifacts:/…``, ``s3://…``, ...)."""
@@ -350,10 +370,11 @@ class ModelRegistry:
                        tags: Mapping[str, str] | None = None) -> VersionRecord:
         """Register a new version of model ``name`` from ``source`` (a ``models:/…`` or run artifact URI)."""
         model_id = source.removeprefix("models:/") if source.startswith("models:/") else None
-        created = self._call(lambda: self._client.create_model_version(
-            name, source, run_id=run_id, tags=dict(tags or {}), model_id=model_id), f"model {name!r}",
-            missing=ModelNotFound)
-        return _version_record(created)
+        body = {"name": name, "source": source, "tags": _pairs(tags or {}),
+                **({"run_id": run_id} if run_id else {}), **({"model_id": model_id} if model_id else {})}
+        created = self._call(lambda: self._rest.post("model-versions/create", body), f"model {name!r}",
+                             missing=ModelNotFound)
+        return _version_record(created["model_version"])
 
     def run_project(self, uri: str, *, entry_point: str, parameters: Mapping[str, str], env_manager: str) -> str:
         """Launch the MLflow Project at ``uri`` as a job of its own in this registry's experiment; its run id.
@@ -408,18 +429,28 @@ class ModelRegistry:
     # internals
 
     def _experiment_id(self, name: str) -> str:
+        def by_name() -> str | None:
+            try:
+                found = self._call(lambda: self._rest.get("experiments/get-by-name", experiment_name=name),
+                                   f"experiment {name!r}")
+            except ResourceNotFound:
+                return None
+            return str(found["experiment"]["experiment_id"])
+
         if name not in self._experiment_ids:
-            found = self._call(lambda: self._client.get_experiment_by_name(name), f"experiment {name!r}")
-            if found is None:
+            experiment_id = by_name()
+            if experiment_id is None:
                 try:
-                    self._experiment_ids[name] = self._call(
-                        lambda: self._client.create_experiment(name), f"experiment {name!r}", retry=False)
-                    return self._experiment_ids[name]
+                    created = self._call(lambda: self._rest.post("experiments/create", {"name": name}),
+                                         f"experiment {name!r}", retry=False)
+                    experiment_id = str(created["experiment_id"])
                 except RegistryError as exc:  # another worker created it meanwhile
                     if exc.code != "RESOURCE_ALREADY_EXISTS":
                         raise
-                    found = self._call(lambda: self._client.get_experiment_by_name(name), f"experiment {name!r}")
-            self._experiment_ids[name] = found.experiment_id
+                    experiment_id = by_name()
+                    if experiment_id is None:
+                        raise
+            self._experiment_ids[name] = experiment_id
         return self._experiment_ids[name]
 
     def _call(self, call: Callable[[], T], what: str, *, retry: bool = True,
@@ -440,6 +471,14 @@ def _registry_error(exc: Exception, what: str, tracking_uri: str, missing: type[
     default code, so a 5xx counts as unavailability only when it came over the wire: a server's
     error answer (``RestException``), or a transport failure ("API request to ... failed").
     """
+    if isinstance(exc, RestFailure):
+        if exc.code == "RESOURCE_DOES_NOT_EXIST":
+            return missing(f"{what} not found", status=exc.status, code=exc.code)
+        if exc.status is None or exc.status >= 500:
+            return RegistryUnavailable(f"{what}: MLflow at {tracking_uri} unavailable ({exc.message})",
+                                       status=exc.status, code=exc.code)
+        reason = f"{exc.code}: {exc.message}" if exc.code else exc.message
+        return RegistryError(f"{what}: {reason}", status=exc.status, code=exc.code)
     from mlflow.exceptions import MlflowException, RestException
 
     if not isinstance(exc, MlflowException):
@@ -480,33 +519,45 @@ def input_example(folder: Path) -> Any:
         return None
 
 
-def _version_record(found: Any) -> VersionRecord:
+def _pairs(values: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": str(value)} for key, value in values.items()]
+
+
+def _unpair(entries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {entry["key"]: entry.get("value", "") for entry in entries or ()}
+
+
+def _millis(value: Any) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1000, tz=UTC) if value else None
+
+
+def _version_record(found: dict[str, Any]) -> VersionRecord:
     return VersionRecord(
-        name=found.name,
-        version=str(found.version),
-        description=found.description or "",
-        tags=dict(found.tags or {}),
-        run_id=found.run_id or None,
-        source=found.source or "",
-        status=str(found.status or ""),
-        created=datetime.fromtimestamp((found.creation_timestamp or 0) / 1000, tz=UTC),
-        aliases=tuple(found.aliases or ()),
+        name=found["name"],
+        version=str(found["version"]),
+        description=found.get("description") or "",
+        tags=_unpair(found.get("tags")),
+        run_id=found.get("run_id") or None,
+        source=found.get("source") or "",
+        status=str(found.get("status") or ""),
+        created=_millis(found.get("creation_timestamp")) or datetime.fromtimestamp(0, tz=UTC),
+        aliases=tuple(found.get("aliases") or ()),
     )
 
 
-def _model_record(found: Any) -> ModelRecord:
-    return ModelRecord(name=found.name, description=found.description or "", tags=dict(found.tags or {}),
-                       aliases={alias: str(v) for alias, v in (found.aliases or {}).items()})
+def _model_record(found: dict[str, Any]) -> ModelRecord:
+    return ModelRecord(name=found["name"], description=found.get("description") or "",
+                       tags=_unpair(found.get("tags")),
+                       aliases={entry["alias"]: str(entry["version"]) for entry in found.get("aliases") or ()})
 
 
-def _run_record(run: Any) -> RunRecord:
-    def moment(millis: int | None) -> datetime | None:
-        return datetime.fromtimestamp(millis / 1000, tz=UTC) if millis else None
-
-    return RunRecord(run_id=run.info.run_id, status=str(run.info.status), started=moment(run.info.start_time)
-                     or datetime.fromtimestamp(0, tz=UTC), ended=moment(run.info.end_time),
-                     tags=dict(run.data.tags or {}), params=dict(run.data.params or {}),
-                     metrics=dict(run.data.metrics or {}))
+def _run_record(run: dict[str, Any]) -> RunRecord:
+    info, data = run["info"], run.get("data") or {}
+    return RunRecord(run_id=info["run_id"], status=str(info.get("status")),
+                     started=_millis(info.get("start_time")) or datetime.fromtimestamp(0, tz=UTC),
+                     ended=_millis(info.get("end_time")), tags=_unpair(data.get("tags")),
+                     params=_unpair(data.get("params")),
+                     metrics={entry["key"]: float(entry["value"]) for entry in data.get("metrics") or ()})
 
 
 def _default_global_tracking_uri(tracking_uri: str) -> None:
