@@ -49,9 +49,10 @@ def test_sample_model_is_registered_the_way_the_domain_expects(registry, sample)
     assert sample.drifted_data_uri == f"runs:/{version.run_id}/mlc/drifted_data.csv"
     assert version.status == "READY" and set(version.aliases) == {DEPLOYED_ALIAS, "deployed-dev"}
     assert version.tags["comparator"] == f"runs:/{version.run_id}/mlc/comparator.dmn"
+    assert version.tags["warm_up_sla"] == f"runs:/{version.run_id}/mlc/warm_up_sla.dmn"
     assert sorted(registry.list_run_artifacts(version.run_id, "mlc")) == [
         "mlc/comparator.dmn", "mlc/drifted_data.csv", "mlc/test_criteria.dmn", "mlc/test_data.csv",
-        "mlc/train_data.csv"]
+        "mlc/train_data.csv", "mlc/warm_up_sla.dmn"]
 
 
 def test_sample_model_registration_is_idempotent(mlflow_settings, registry, sample):

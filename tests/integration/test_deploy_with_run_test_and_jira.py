@@ -24,6 +24,7 @@ from workers.triggers.bridge import BridgeServer, submit_model_version
 
 pytestmark = pytest.mark.engine
 SERVICE = "cancer-screening"
+WARM_UP_REQUESTS = 20
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ stages: [DEV, PROD]
 runtimes:
   - {{name: dev-batch, stage: DEV, service_tags: [{SERVICE}], endpoints: []}}
   - {{name: dev-mlserver, stage: DEV, service_tags: [{SERVICE}, broken-serving], endpoints: ["{mlserver.endpoint}"],
-     model_repository: "{mlserver.repository}"}}
+     model_repository: "{mlserver.repository}", warm_up_requests: {WARM_UP_REQUESTS}}}
   - {{name: prod-batch, stage: PROD, service_tags: [{SERVICE}], endpoints: []}}
 """)
     return path
@@ -73,7 +74,8 @@ def sample(mlflow_settings: MlflowSettings):
 def new_version(mlflow_settings: MlflowSettings, sample, **tags: str) -> str:
     client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
     first = client.get_model_version(sample.name, sample.version)
-    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes", "comparator") if key in first.tags}
+    monitors = {key: first.tags[key] for key in ("monitors", "protected_attributes", "comparator", "warm_up_sla")
+                if key in first.tags}
     return client.create_model_version(sample.name, first.source, run_id=first.run_id, tags={**monitors, **tags},
                                        model_id=first.source.removeprefix("models:/")).version
 
@@ -96,10 +98,14 @@ def resolve(engine, jira: JiraDevServer, key: str, status: str) -> None:
 
 def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, jira, sample, mlflow_settings,
                                                               mlserver, monkeypatch, capsys):
-    version = new_version(mlflow_settings, sample, run_test="true", jira="true")
+    version = new_version(mlflow_settings, sample, run_test="true", jira="true", warm_up="true")
     instance = submit_model_version(engine, sample.name, version)
     review = ticket(jira, sample.name, "review")
     description = json.dumps(review["fields"]["description"])
+    served = served_name(sample.name)
+    assert f"Stable endpoint: {mlserver.endpoint}/v2/models/{served}/infer (runtime dev-mlserver)" in description
+    assert f"Warm-up: dev-mlserver: {WARM_UP_REQUESTS} requests (test data runs:/" in description  # before review
+    assert ", p99 " in description and "SLA passed: p99 latency " in description
     assert "auc=" in description and "Changes:" in description and f"version {version}" in description
     assert "max_psi=" in description and "selection_rate_disparity=" in description  # the monitors ran
     assert "data_drift" not in description and "test_name" not in description  # their tables are not dumped
@@ -122,8 +128,10 @@ def test_tested_reviewed_version_is_deployed_online_and_batch(engine, workers, j
     assert client.get_registered_model(sample.name).aliases["deployed"] == version
     rows = pd.read_csv(client.download_artifacts(sample_run(client, sample), "mlc/test_data.csv")).drop(
         columns=["label", "patient_group"]).head(3)
-    served = json.loads(variables["DEPLOYMENT"])["served_name"]
-    assert served == served_name(sample.name)
+    assert json.loads(variables["DEPLOYMENT"])["served_name"] == served
+    warm_up_run = client.get_run(variables["WARM_UP_RUN_ID"])  # the warm-up's numbers, in MLflow
+    assert warm_up_run.data.tags["mlc.model_version"] == version and "latency_p99_ms" in warm_up_run.data.metrics
+    assert variables["WARM_UP_RESULT"] is True and json.loads(variables["WARM_UP_METRICS"])["warm_up_errors"] == 0
     assert variables["DEPLOYED_ENDPOINT"] == f"{mlserver.endpoint}/v2/models/{served}/infer"  # for every version
     with MlserverClient(mlserver.endpoint) as server:
         answer = server.infer_answer(served, pandas_inputs(rows))
@@ -285,3 +293,25 @@ def test_a_candidate_the_comparator_finds_no_better_than_the_champion_is_rejecte
 def rejections(jira: JiraDevServer, model: str) -> list[dict]:
     return [i for i in jira.issues() if f"model-{model}" in i["fields"]["labels"]
             and "mlc-rejection" in i["fields"]["labels"]]
+
+
+def test_a_candidate_that_misses_its_warm_up_sla_is_rejected_and_nothing_is_switched(engine, workers, jira, sample,
+                                                                                    mlflow_settings, mlserver,
+                                                                                    tmp_path):
+    sla = tmp_path / "warm-up-sla-impossible.dmn"
+    sla.write_bytes((FIXTURES / "dmn" / "warm-up-sla-impossible.dmn").read_bytes())
+    client = MlflowClient(tracking_uri=mlflow_settings.tracking_uri)
+    in_service = client.get_registered_model(sample.name).aliases["deployed"]
+    version = new_version(mlflow_settings, sample, warm_up="true", warm_up_sla=str(sla))
+    instance = submit_model_version(engine, sample.name, version)
+    rejection = ticket(jira, sample.name, "rejection", count=len(rejections(jira, sample.name)) + 1)
+    assert rejection["fields"]["summary"] == f"Rejected: {sample.name} version {version}"
+    description = json.dumps(rejection["fields"]["description"])
+    assert f"the candidate missed its warm-up SLA, nothing was switched: dev-mlserver: {WARM_UP_REQUESTS} " \
+           f"requests" in description
+    assert "SLA missed: p99 latency above a microsecond" in description
+    assert client.get_registered_model(sample.name).aliases["deployed"] == in_service
+    assert not [path.name for path in mlserver.repository.glob("*") if f"v{version}" in path.name]
+    with MlserverClient(mlserver.endpoint) as server:
+        assert not server.model_ready(f"{served_name(sample.name)}.warmup")
+    assert engine.get(f"/process-instance/{instance['id']}")["ended"] is False  # waits on the rejection ticket

@@ -36,6 +36,12 @@ def test_runtimes_match_tag_and_stage_in_file_order(inventory):
     output = find(inventory, SERVICE_TAG="fraud", MODEL_STAGE="dev")
     assert output.runtimes == ["dev-batch", "dev-online"]
     assert output.runtime_modes == {"dev-batch": "batch", "dev-online": "online"}
+    assert output.stable_endpoints == {}  # no model named: no URL to give
+
+
+def test_the_stable_url_of_the_model_on_each_online_runtime(inventory):
+    output = find(inventory, SERVICE_TAG="fraud", MODEL_STAGE="DEV", MODEL_ID="fraud model")
+    assert output.stable_endpoints == {"dev-online": "http://127.0.0.1:1/v2/models/fraud-model/infer"}
 
 
 def test_no_runtime_in_the_stage_says_where_the_tag_is_served(inventory):

@@ -2,10 +2,10 @@
 names for testing it, and how the registry's errors end a task.
 
 A version names its test files by tags (``test_data``, ``test_criteria``, ``label_column``,
-``comparator``); without a tag, by artifacts of the run that produced it: ``mlc/test_data.csv`` or
-``mlc/test_data.parquet``, ``mlc/test_criteria.dmn`` and ``mlc/comparator.dmn``. The baseline that
-drift and stability monitors compare with is the tag ``baseline_data``, else the training data the
-run logged: ``mlc/train_data.csv`` or ``mlc/train_data.parquet``.
+``comparator``, ``warm_up_sla``); without a tag, by artifacts of the run that produced it:
+``mlc/test_data.csv`` or ``mlc/test_data.parquet``, ``mlc/test_criteria.dmn``, ``mlc/comparator.dmn``
+and ``mlc/warm_up_sla.dmn``. The baseline that drift and stability monitors compare with is the tag
+``baseline_data``, else the training data the run logged: ``mlc/train_data.csv`` or ``mlc/train_data.parquet``.
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ __all__ = [
     "DEFAULT_LABEL_COLUMN",
     "TEST_CRITERIA_ARTIFACT",
     "TEST_DATA_ARTIFACTS",
+    "WARM_UP_SLA_ARTIFACT",
     "TestAssets",
     "baseline_data",
+    "flag",
     "model_details",
     "registry_outcomes",
     "test_assets",
@@ -42,13 +44,14 @@ DEFAULT_LABEL_COLUMN = "label"
 TEST_DATA_ARTIFACTS = ("mlc/test_data.csv", "mlc/test_data.parquet")
 TEST_CRITERIA_ARTIFACT = "mlc/test_criteria.dmn"
 COMPARATOR_ARTIFACT = "mlc/comparator.dmn"
+WARM_UP_SLA_ARTIFACT = "mlc/warm_up_sla.dmn"
 BASELINE_DATA_ARTIFACTS = ("mlc/train_data.csv", "mlc/train_data.parquet")
 
 
 @dataclass(frozen=True)
 class TestAssets:
     """What a version names for testing it: labelled data, criteria (DMN), the label column, and the
-    comparator (DMN) that judges it against the champion."""
+    comparator (DMN) that judges it against the champion, and the SLA (DMN) that judges its warm-up."""
 
     __test__ = False  # not a pytest test class, despite its name
 
@@ -56,6 +59,7 @@ class TestAssets:
     dmn_file: str | None
     label_column: str
     comparator: str | None = None
+    warm_up_sla: str | None = None
 
 
 def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
@@ -66,7 +70,13 @@ def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
         dmn_file=version.tags.get("test_criteria") or run_files.first((TEST_CRITERIA_ARTIFACT,)),
         label_column=version.tags.get("label_column") or DEFAULT_LABEL_COLUMN,
         comparator=version.tags.get("comparator") or run_files.first((COMPARATOR_ARTIFACT,)),
+        warm_up_sla=version.tags.get("warm_up_sla") or run_files.first((WARM_UP_SLA_ARTIFACT,)),
     )
+
+
+def flag(tags: dict[str, str], name: str) -> bool:
+    """Whether the tag ``name`` of ``tags`` is set to true (``true``, ``yes``, ``1``, ``y``, ``on``)."""
+    return tags.get(name, "").strip().lower() in ("true", "yes", "1", "y", "on")
 
 
 def baseline_data(registry: ModelRegistry, version: VersionRecord) -> str | None:

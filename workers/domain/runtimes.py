@@ -4,7 +4,8 @@ A runtime has a name, a stage (one of the file's ordered ``stages``), the model 
 serves and its endpoints. A runtime without endpoints is a **batch** runtime: a deployment there only
 marks the version as the one to score with at job time. A runtime with endpoints is **online**: an
 MLServer at each endpoint loads the model from ``model_repository``, a folder it shares with the
-deploying worker.
+deploying worker. An online runtime may ask for a warm-up of every version (``warm_up``), replaying
+the requests it captured (``request_log``, see :mod:`workers.domain.warmup`).
 
 String values may name environment variables as ``${VAR}`` or ``${VAR:-default}``, so one file
 serves the local fleet and ``docker compose``. Every problem is an :class:`InventoryError` naming the
@@ -58,6 +59,12 @@ class Runtime(BaseModel):
     endpoints: tuple[str, ...] = ()
     model_repository: Path | None = None
     description: str = ""
+    warm_up: bool = False
+    """Warm every version up on this (online) runtime before it is reviewed and switched to, whatever its tags."""
+    request_log: Path | None = None
+    """The requests captured on this runtime, replayed by the warm-up: JSON lines of V2 inference requests."""
+    warm_up_requests: int = Field(100, ge=1, le=10_000)
+    """How many requests the warm-up replays (the most recent of the log, else rows of the test data)."""
 
     @field_validator("stage")
     @classmethod
@@ -154,6 +161,8 @@ def _checked(runtime: Runtime, stages: tuple[str, ...], earlier: list[Runtime], 
     if runtime.endpoints and runtime.model_repository is None:
         raise InventoryError(f"{where}: field 'model_repository': an online runtime (with endpoints) needs the "
                              f"folder its MLServer loads models from")
+    if not runtime.endpoints and (runtime.warm_up or runtime.request_log is not None):
+        raise InventoryError(f"{where}: field 'warm_up': only an online runtime (with endpoints) is warmed up")
     return runtime
 
 

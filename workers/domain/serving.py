@@ -16,6 +16,8 @@ written (``.retired-<served>-v<version>/``) is invisible to a restarted MLServer
 check runs a version is in ``<served>.check-v<version>/`` under the name ``<served>.check``, which no
 consumer calls: a version loaded under the model's name beside the one in service would answer the
 model's endpoint at once when its number is higher (MLServer's default version is the highest).
+While it is warmed up (:mod:`workers.domain.warmup`) a version is in ``<served>.warmup-v<version>/``
+under the name ``<served>.warmup``, for the same reason.
 
 Also the pieces ``deploy-model`` and ``record-deployments`` share: the runtime of a task, the record
 of a version in service, the rows a version was checked with, unloading without minding what is
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import glob
 import json
-import re
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -35,6 +36,7 @@ from typing import Any
 from workers.clients.mlflow.registry import VersionRecord
 from workers.clients.mlserver import MlserverClient, MlserverError
 from workers.domain.deployments import DEPLOYMENT_TAG_PREFIX, DeploymentRecord
+from workers.domain.endpoints import inference_url, served_name
 from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.harness.outcomes import FatalError
 from workers.harness.topic import TaskContext
@@ -53,6 +55,7 @@ __all__ = [
     "served_name",
     "unload_quietly",
     "visible_versions",
+    "warm_up_name",
 ]
 
 DEPLOYMENT_FAILED = "DEPLOYMENT_FAILED"
@@ -63,14 +66,14 @@ CHECK_INPUTS = "mlc-check-inputs.json"
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 
 
-def served_name(model: str) -> str:
-    """The name MLServer serves every version of ``model`` under (and its repository folder's name)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-.") or "model"
-
-
 def check_name(model: str) -> str:
     """The name a version of ``model`` is loaded under while deploy-model checks it, out of consumers' way."""
     return f"{served_name(model)}.check"
+
+
+def warm_up_name(model: str) -> str:
+    """The name a version of ``model`` is loaded under while it is warmed up, beside the version in service."""
+    return f"{served_name(model)}.warmup"
 
 
 def visible_versions(repository: Path, served: str) -> list[str]:
@@ -96,6 +99,7 @@ class ServingFolders:
         self.checking = repository / f"{served}.check-v{version}"
         self.staged = repository / f".staged-{served}-v{version}"
         self.retired = repository / f".retired-{served}-v{version}"
+        self.warming = repository / f"{served}.warmup-v{version}"
 
     def download_folder(self, suffix: str) -> Path:
         self.repository.mkdir(parents=True, exist_ok=True)
@@ -120,6 +124,10 @@ class ServingFolders:
     def show_for_check(self, source: Path) -> None:
         """Rename the downloaded ``source`` to the check folder, under the check name."""
         self._move(source, self.checking, f"{self.served}.check")
+
+    def show_for_warm_up(self, source: Path) -> None:
+        """Rename the downloaded ``source`` to the warm-up folder, under the warm-up name."""
+        self._move(source, self.warming, f"{self.served}.warmup")
 
     def stage(self) -> None:
         """Rename the check folder to the staged one: checked, kept, not served after a restart."""
@@ -148,8 +156,9 @@ class ServingFolders:
         self.remove_staged()
 
     def remove_staged(self) -> None:
-        """Delete the check and staged folders and unfinished downloads, leaving the served folder alone."""
+        """Delete the check, warm-up and staged folders and unfinished downloads, leaving the served folder alone."""
         shutil.rmtree(self.checking, ignore_errors=True)
+        shutil.rmtree(self.warming, ignore_errors=True)
         shutil.rmtree(self.staged, ignore_errors=True)
         if self.repository.is_dir():
             pattern = f".download-{glob.escape(self.served)}-v{glob.escape(self.version)}-*"
@@ -206,11 +215,6 @@ def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord 
     value = version.tags.get(DEPLOYMENT_TAG_PREFIX + runtime.name)
     record = DeploymentRecord.from_tag(version.name, version.version, value) if value else None
     return record if record is not None and record.active else None
-
-
-def inference_url(endpoint: str | None, served: str | None) -> str | None:
-    """The model's stable V2 inference URL on ``endpoint``: it answers with whichever version is in service."""
-    return f"{endpoint}/v2/models/{served}/infer" if endpoint and served else None
 
 
 def unload_quietly(clients: list[MlserverClient], name: str, task: TaskContext) -> None:

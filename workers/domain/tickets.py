@@ -46,6 +46,10 @@ class TicketInput(TaskInput):
     """What changed since the version in service."""
     comparison: str | None = Field(None, alias="COMPARISON_MESSAGE")
     """The champion/challenger comparison's verdict."""
+    warm_up: str | None = Field(None, alias="WARM_UP_MESSAGE")
+    """The warm-up's numbers beside the version in service and the SLA's verdict."""
+    stable_endpoints: dict[str, str] | None = Field(None, alias="STABLE_ENDPOINTS")
+    """Online runtime → the model's stable inference URL there."""
 
 
 def status_name(fields: Mapping[str, Any]) -> str:
@@ -91,6 +95,10 @@ def describe(data: TicketInput, process: str | None, instance_id: str | None, co
             lines.append(f"Failed criterion ({row.get('category') or 'test'}): {row.get('reason')}")
     if data.comparison:
         lines.append(f"Champion/challenger: {data.comparison}")
+    if data.warm_up:
+        lines.append(f"Warm-up: {data.warm_up}")
+    for runtime, url in (data.stable_endpoints or {}).items():
+        lines.append(f"Stable endpoint: {url} (runtime {runtime})")
     if data.changes:
         lines.append(f"Changes: {data.changes}")
     scalars = {name: value for name, value in (data.metrics or {}).items()

@@ -19,7 +19,7 @@ _HEAVY: dict[str, tuple[str, ...]] = {
     "metrics": ("run-metrics-job",),
     "scoring": ("run-batch-job",),
     "training": ("start-training-job", "check-training-job"),
-    "deployment": ("deploy-model", "record-deployments"),
+    "deployment": ("deploy-model", "record-deployments", "warm-up-model"),
 }
 
 GROUPS: MappingProxyType[str, tuple[str, ...]] = MappingProxyType({

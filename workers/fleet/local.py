@@ -248,14 +248,15 @@ class LocalFleet:
         return outcomes
 
     def _submit_new_version(self, engine: EngineClient, sample: Any, say: Any, timeout_s: float) -> dict[str, Any]:
-        """Register a new version with run_test and jira: MLflow's webhook starts its deployment."""
+        """Register a new version with run_test, warm_up and jira: MLflow's webhook starts its deployment."""
         from workers.clients.mlflow import ModelRegistry
 
         registry = ModelRegistry(self.mlflow)
         first = registry.get_version(sample.name, sample.version)
         version = registry.create_version(sample.name, first.source, run_id=first.run_id,
-                                          tags={"run_test": "true", "jira": "true"}).version
-        say(f"registered {sample.name} version {version} (run_test, jira): MLflow's webhook starts its deployment")
+                                          tags={"run_test": "true", "warm_up": "true", "jira": "true"}).version
+        say(f"registered {sample.name} version {version} (run_test, warm_up, jira): MLflow's webhook starts its "
+            f"deployment")
 
         def waiting_review() -> list[dict[str, Any]]:
             started = engine.get("/process-instance", businessKey=f"{sample.name}:{version}")

@@ -39,6 +39,7 @@ TOPIC_NAMES: tuple[str, ...] = (
     "set-expiration-date",
     "start-training-job",
     "summarize-back-tests",
+    "warm-up-model",
 )
 
 

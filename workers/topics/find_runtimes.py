@@ -2,8 +2,10 @@
 
 Reads ``SERVICE_TAG`` (the model's ``service`` tag) and ``MODEL_STAGE``; writes ``RUNTIMES`` (the
 names of the matching runtimes of ``deploy/runtimes.yaml``, for a multi-instance deploy-model) and
-``RUNTIME_MODES`` (name → ``batch`` or ``online``). An optional ``PROMOTE_TO`` must be a stage of the
-inventory not before ``MODEL_STAGE`` (else the BPMN error ``BAD_PROMOTION``, before anything deploys).
+``RUNTIME_MODES`` (name → ``batch`` or ``online``) and, given ``MODEL_ID``, ``STABLE_ENDPOINTS``: online
+runtime → the model's stable V2 inference URL there, which consumers call whatever version serves. An
+optional ``PROMOTE_TO`` must be a stage of the inventory not before ``MODEL_STAGE`` (else the BPMN error
+``BAD_PROMOTION``, before anything deploys).
 The inventory is read for every task, so an edit takes effect without restarting workers; it is also
 checked when the worker starts.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 from pydantic import Field
 
 from workers.config import RuntimeSettings, load
+from workers.domain.endpoints import inference_url, served_name
 from workers.domain.runtimes import BAD_PROMOTION, current_inventory, load_inventory, promotion_problem
 from workers.harness.outcomes import BusinessError
 from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
@@ -30,6 +33,8 @@ class FindRuntimesInput(TaskInput):
     """The stage to deploy to."""
     promote_to: str | None = Field(None, alias="PROMOTE_TO")
     """The last stage to promote to, checked against deploy/runtimes.yaml."""
+    model_id: str | None = Field(None, alias="MODEL_ID")
+    """Registered model name, for its stable URLs."""
 
 
 class FindRuntimesOutput(TaskOutput):
@@ -37,6 +42,8 @@ class FindRuntimesOutput(TaskOutput):
     """Names of the matching runtimes."""
     runtime_modes: dict[str, str] = Field(alias="RUNTIME_MODES")
     """Each runtime's mode: batch or online."""
+    stable_endpoints: dict[str, str] = Field(default_factory=dict, alias="STABLE_ENDPOINTS")
+    """Online runtime → the model's stable V2 inference URL there (given MODEL_ID)."""
 
 
 Handler = Callable[[FindRuntimesInput, TaskContext], FindRuntimesOutput]
@@ -63,8 +70,11 @@ def make_handler(inventory_file: Path) -> Handler:
                 f"no runtime in {inventory_file} serves service tag {data.service_tag!r} in stage "
                 f"{data.model_stage.upper()}" + (f"; it is served by {', '.join(elsewhere)}" if elsewhere else "")))
         task.progress("runtimes found", runtimes=[r.name for r in matching])
+        endpoints = {r.name: url for r in matching
+                     if (url := inference_url(r.endpoints[0] if r.endpoints else None,
+                                              served_name(data.model_id) if data.model_id else None))}
         return FindRuntimesOutput(runtimes=[r.name for r in matching],
-                                  runtime_modes={r.name: r.mode for r in matching})
+                                  runtime_modes={r.name: r.mode for r in matching}, stable_endpoints=endpoints)
 
     return find_runtimes
 

@@ -23,7 +23,7 @@ from pydantic import Field
 from workers.clients.mlflow.registry import DEPLOYED_ALIAS, ModelRegistry, ResourceNotFound, VersionRecord
 from workers.config import MlflowSettings, load
 from workers.domain.deployments import stage_alias
-from workers.domain.models import model_details, registry_outcomes, test_assets
+from workers.domain.models import flag, model_details, registry_outcomes, test_assets
 from workers.domain.training import TRAINING_OF_TAG, TRAINING_PROCESS_TAG
 from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
@@ -77,10 +77,6 @@ class InspectOutput(TaskOutput):
 
 
 Handler = Callable[[InspectInput, TaskContext], InspectOutput]
-
-
-def flag(tags: dict[str, str], name: str) -> bool:
-    return tags.get(name, "").strip().lower() in ("true", "yes", "1", "y", "on")
 
 
 def changes_between(previous: VersionRecord | None, current: VersionRecord) -> str:

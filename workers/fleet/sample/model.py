@@ -56,6 +56,12 @@ def sample_comparator() -> bytes:
     return _packaged("comparator.dmn")
 
 
+def sample_warm_up_sla() -> bytes:
+    """The packaged warm-up SLA (``workers/fleet/sample/warm_up_sla.dmn``): no replayed request failed, p99
+    latency at most 500 ms and, with a champion, at least 90 % of its answers given again."""
+    return _packaged("warm_up_sla.dmn")
+
+
 def _packaged(name: str) -> bytes:
     return resources.files("workers.fleet.sample").joinpath(name).read_bytes()
 
@@ -115,6 +121,7 @@ def register_sample_model(
         drifted_data.to_csv(folder / "drifted_data.csv", index=False)
         (folder / "test_criteria.dmn").write_bytes(sample_criteria())
         (folder / "comparator.dmn").write_bytes(sample_comparator())
+        (folder / "warm_up_sla.dmn").write_bytes(sample_warm_up_sla())
         with mlflow.start_run(experiment_id=registry.experiment_id(), run_name=f"train {name}",
                               tags={"mlc.job": "train-sample"}) as run:
             mlflow.log_params({"model": "StandardScaler + LogisticRegression", "train_rows": len(x_train)})
@@ -124,7 +131,7 @@ def register_sample_model(
                 # explicit: inferring them runs the model in a subprocess, seconds per call
                 pip_requirements=mlflow.sklearn.get_default_pip_requirements(include_skops=True))
             for file_name in ("train_data.csv", "test_data.csv", "drifted_data.csv", "test_criteria.dmn",
-                              "comparator.dmn"):
+                              "comparator.dmn", "warm_up_sla.dmn"):
                 mlflow.log_artifact(str(folder / file_name), artifact_path="mlc")
     version = str(info.registered_model_version)
     run_id = run.info.run_id
@@ -133,6 +140,7 @@ def register_sample_model(
     registry.set_version_tag(name, version, "test_data", f"runs:/{run_id}/mlc/test_data.csv")
     registry.set_version_tag(name, version, "test_criteria", f"runs:/{run_id}/mlc/test_criteria.dmn")
     registry.set_version_tag(name, version, "comparator", f"runs:/{run_id}/mlc/comparator.dmn")
+    registry.set_version_tag(name, version, "warm_up_sla", f"runs:/{run_id}/mlc/warm_up_sla.dmn")
     registry.set_version_tag(name, version, "label_column", LABEL_COLUMN)
     registry.set_version_tag(name, version, "monitors", MONITORS)
     registry.set_version_tag(name, version, "protected_attributes", GROUP_COLUMN)
