@@ -239,6 +239,8 @@ class BridgeSettings(Settings):
     resolved_message: str = Field(TICKET_RESOLVED, description="message sent when a ticket is resolved")
     deploy_process: str = Field(DEPLOY_PROCESS, description="key of the process the start message starts")
     max_clock_skew_s: float = Field(300.0, gt=0, description="oldest (or newest) MLflow delivery accepted")
+    notification_secret: SecretStr | None = Field(
+        None, description="secret of signed notifications (POST /webhooks/notification); none: refused")
 
 
 class S3Settings(Settings):

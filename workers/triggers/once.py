@@ -62,7 +62,7 @@ def start_once(engine: EngineClient, identity: str, signal: str, variables: Mapp
             "TRIGGER": {"value": identity, "type": "String"},
             "SIGNAL": {"value": signal, "type": "String"},
             "SIGNAL_VARIABLES": {"value": json.dumps(values), "type": "String"},
-            "MLC_REQUEST_ID": {"value": request_id, "type": "String"},
+            "REQUEST_ID": {"value": request_id, "type": "String"},
         }})
     result = {name: entry.get("value") for name, entry in (instance.get("variables") or {}).items()}
     return Started(started=bool(result.get("STARTED")), key=key,
