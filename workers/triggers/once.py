@@ -21,7 +21,7 @@ from typing import Any
 
 from workers.engine import EngineClient
 
-__all__ = ["START_ONCE_PROCESS", "Started", "start_once", "trigger_key"]
+__all__ = ["START_ONCE_PROCESS", "Started", "claimed", "start_once", "trigger_key"]
 
 START_ONCE_PROCESS = "mlc-start-once"
 
@@ -67,3 +67,10 @@ def start_once(engine: EngineClient, identity: str, signal: str, variables: Mapp
     result = {name: entry.get("value") for name, entry in (instance.get("variables") or {}).items()}
     return Started(started=bool(result.get("STARTED")), key=key,
                    request_id=str(result.get("CLAIMED_BY") or request_id), instance=instance["id"])
+
+
+def claimed(engine: EngineClient, identity: str) -> bool:
+    """Whether the ledger holds ``identity`` already: a cheap look before :func:`start_once`, which alone
+    decides (a trigger not claimed here may be claimed by another sender a moment later)."""
+    return bool(engine.get("/variable-instance", variableName=f"started_{trigger_key(identity)}",
+                           deserializeValues="false", maxResults=1))
