@@ -286,12 +286,14 @@ class LocalFleet:
         password = self.secrets.path("engine-admin-password")
         say(f"Cockpit   {self.engine.cockpit_url}  (user {self.secrets.admin_user}"
             + (f", password in {password})" if password else ")"))
+        say(f"Tasklist  {self.engine.cockpit_url.rstrip('/')}/app/tasklist  (start a back test or a batch job)")
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
         say(f"ServiceNow {self.servicenow.url}")
         say(f"MLServer  {self.mlserver_url}  (V2 inference)")
-        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
+        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks, signed notifications)")
+        say(f"Watch     the places models tag labeled_data and batch_data (log {self.fleet.home}/logs/watch.log)")
 
 
 class Console:
