@@ -118,7 +118,9 @@ def test_only_the_processes_an_operator_starts_are_offered(browser_page):
     browser_page.wait_for_selector(".modal-content a:text-is('Run Back Test')")
     offered = browser_page.locator(".modal-content .modal-body a").all_inner_texts()
     browser_page.click(".modal-footer button:text-is('Close')")
-    assert sorted(name.strip() for name in offered if name.strip()) == ["Run Back Test", "Run Batch Model Job"]
+    products = {ET.parse(path).find("bpmn:process", NS).get("name") for path in (REPO / "bpmn").glob("*.bpmn")}
+    assert len(products) == 8  # the test processes other tests deploy are no concern here
+    assert {name.strip() for name in offered} & products == {"Run Back Test", "Run Batch Model Job"}
 
 
 @pytest.mark.parametrize(("file", "start_event", "signal", "extra"), [

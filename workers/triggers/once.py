@@ -7,23 +7,31 @@ in the **Trigger ledger** (``bpmn/trigger-ledger.bpmn``, one instance the engine
 writes it there when missing and sends the signal. The engine keeps a scope's variable names unique
 (constraint ``ACT_UNIQ_VARIABLE``), so of two senders racing on one key, one commits and the other's
 whole transaction (claim and signal) is rolled back; a sender that comes later finds the claim and
-sends nothing. Restarts lose nothing: the claims are in the engine's database.
+sends nothing. Every claim also adds one to the ledger's ``CLAIMS``, an update under the engine's
+optimistic locking, so two concurrent claims conflict on any database even where a unique index
+would let both through. A claim that lost such a conflict was rolled back whole and is tried again
+(it then finds the winner's claim). Restarts lose nothing: the claims are in the engine's database.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from workers.engine import EngineClient
+from workers.engine import EngineClient, EngineError
 
 __all__ = ["START_ONCE_PROCESS", "Started", "claimed", "start_once", "trigger_key"]
 
 START_ONCE_PROCESS = "mlc-start-once"
+CONCURRENT_CLAIM = "by another transaction concurrently"
+"""What the engine says of a claim that lost to a concurrent one (rolled back whole, so safe to try again)."""
+ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,17 @@ def start_once(engine: EngineClient, identity: str, signal: str, variables: Mapp
     Raises :class:`~workers.engine.EngineError` when the engine fails, when no deployed process starts on
     ``signal`` or when the ledger is not running; nothing is claimed then, and a later call may try again.
     """
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return _start_once(engine, identity, signal, variables)
+        except EngineError as exc:
+            if CONCURRENT_CLAIM not in str(exc) or attempt == ATTEMPTS:
+                raise
+            time.sleep(random.uniform(0.02, 0.1) * attempt)
+    raise AssertionError("unreachable")
+
+
+def _start_once(engine: EngineClient, identity: str, signal: str, variables: Mapping[str, Any]) -> Started:
     key = trigger_key(identity)
     request_id = uuid.uuid4().hex
     values = {name: value for name, value in variables.items() if value is not None}
