@@ -2,15 +2,14 @@
 
 A trigger has an identity (``file:/data/a.csv:1024:1712345678.0``, ``notification:<id>``); its key is
 the identity's SHA-256. :func:`start_once` starts the engine's process **Start once**
-(``bpmn/start-once.bpmn``) with the key as business key; in the same transaction it looks the key up
-in the **Trigger ledger** (``bpmn/trigger-ledger.bpmn``, one instance the engine starts on deployment),
-writes it there when missing and sends the signal. The engine keeps a scope's variable names unique
-(constraint ``ACT_UNIQ_VARIABLE``), so of two senders racing on one key, one commits and the other's
-whole transaction (claim and signal) is rolled back; a sender that comes later finds the claim and
-sends nothing. Every claim also adds one to the ledger's ``CLAIMS``, an update under the engine's
-optimistic locking, so two concurrent claims conflict on any database even where a unique index
-would let both through. A claim that lost such a conflict was rolled back whole and is tried again
-(it then finds the winner's claim). Restarts lose nothing: the claims are in the engine's database.
+(``bpmn/start-once.bpmn``) with the key as business key; in the same transaction it reads the
+**Trigger ledger**'s variables (``bpmn/trigger-ledger.bpmn``, one instance the engine starts on
+deployment) and, when the key is missing, writes ``started_<key>``, adds one to ``CLAIMS`` and sends the
+signal. The decision is taken on the variables that transaction loaded, so of two senders racing on one
+key only one commits: the other's insert breaks the unique constraint on a scope's variable names
+(``ACT_UNIQ_VARIABLE``) and its update of ``CLAIMS`` fails optimistic locking, and its whole
+transaction (claim and started process) is rolled back. Such a loser is tried again and then finds
+the claim. Restarts lose nothing: the claims are in the engine's database.
 """
 
 from __future__ import annotations
