@@ -7,12 +7,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 JAR    := deploy/engine/target/mlc-engine.jar
 
-.PHONY: up test setup engine venv lint lint-bpmn layout-bpmn clean
+.PHONY: up test setup engine venv lint lint-bpmn layout-bpmn browser clean
 
 up: setup
 	$(BIN)/mlc up
 
-test: setup lint
+test: setup lint browser
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -34,6 +34,12 @@ $(JAR): deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# the tests drive Camunda Tasklist in Debian's Chromium (Playwright uses it, downloads no browser)
+browser:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null || { echo "install Chromium at /usr/bin/chromium"; exit 1; }; \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 lint-bpmn: node_modules/.installed
 	npx bpmnlint bpmn/*.bpmn

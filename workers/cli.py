@@ -205,6 +205,14 @@ def run_bridge(args: argparse.Namespace) -> int:
     return serve_bridge(load(BridgeSettings), load(EngineSettings))
 
 
+def run_watch(args: argparse.Namespace) -> int:
+    from workers.config import DataSettings, MlflowSettings, S3Settings, WatchSettings
+    from workers.triggers.watcher import serve_watcher
+
+    return serve_watcher(load(WatchSettings), load(EngineSettings), load(MlflowSettings), load(DataSettings),
+                         load(S3Settings))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -272,6 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     bridge = commands.add_parser("bridge", help="serve the event bridge (MLflow and Jira webhooks)")
     bridge.set_defaults(run=run_bridge)
+
+    watch = commands.add_parser("watch", help="start back tests and batch jobs on the new files in the folders and "
+                                              "s3:// prefixes models name (tags labeled_data, batch_data)")
+    watch.set_defaults(run=run_watch)
 
     dmn = commands.add_parser("dmn", help="test criteria (DMN) tools").add_subparsers(dest="dmn", required=True)
     evaluate = dmn.add_parser("evaluate", help="evaluate a DMN on metrics with the engine's DMN engine")

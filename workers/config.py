@@ -40,6 +40,7 @@ __all__ = [
     "ServiceNowSettings",
     "Settings",
     "TrainingSettings",
+    "WatchSettings",
     "WorkerSettings",
     "load",
 ]
@@ -270,6 +271,27 @@ class BridgeSettings(Settings):
     resolved_message: str = Field(TICKET_RESOLVED, description="message sent when a ticket is resolved")
     deploy_process: str = Field(DEPLOY_PROCESS, description="key of the process the start message starts")
     max_clock_skew_s: float = Field(300.0, gt=0, description="oldest (or newest) MLflow delivery accepted")
+    notification_secret: SecretStr | None = Field(
+        None, description="secret of signed notifications (POST /webhooks/notification); none: refused")
+
+
+class WatchSettings(Settings):
+    """``mlc watch``: new files in the places models name start their back tests and batch jobs (``MLC_WATCH_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_WATCH_")
+
+    rescan_s: float = Field(30.0, gt=0, description="how often the models' tags are read again and every place "
+                                                    "listed (the fallback of change notifications and S3 events)")
+    ready: Literal["stable", "marker"] = Field(
+        "stable", description="when a file is taken: stable (size and modification time unchanged for settle_s) "
+                              "or marker (a file of the same name plus marker_suffix exists)")
+    settle_s: float = Field(5.0, ge=0, description="stable: how long a local file must stay unchanged")
+    marker_suffix: str = Field(".done", min_length=1, description="marker: the suffix of marker files")
+    sqs_queue_url: str | None = Field(None, description="SQS queue the buckets send their S3 event notifications "
+                                                        "to; none: S3 prefixes are only listed")
+    sqs_endpoint_url: str | None = Field(None, description="SQS endpoint; none: the S3 endpoint (S3Settings), "
+                                                           "else AWS")
+    poll_s: float = Field(1.0, gt=0, description="how often pending files are looked at (and SQS long-polled)")
 
 
 class S3Settings(Settings):

@@ -57,11 +57,12 @@ def test_mlc_up_runs_the_sample_through_back_tests_and_a_deployment_then_stops_c
     assert "back test on drifted data: Back test failed, ticket open (MLC-1)" in output
     # a version registered in MLflow starts Deploy with run test and Jira through the webhook and the bridge
     assert "review ticket MLC-2 waits for approval" in output
-    assert "Cockpit   http://127.0.0.1:" in output
+    assert "Cockpit   http://127.0.0.1:" in output and "Tasklist  http://127.0.0.1:" in output
+    assert "watching the places models name" in (tmp_path / "fleet" / "logs" / "watch.log").read_text()
     assert "stopping the fleet" in output
     assert f"started {len(GROUPS)} worker processes for {len(TOPICS)} topics" in output
-    for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "jira-dev.log", "servicenow-dev.log",
-                *(f"worker-{group}.log" for group in GROUPS)):
+    for log in ("engine.log", "mlflow.log", "mlserver.log", "bridge.log", "watch.log", "jira-dev.log",
+                "servicenow-dev.log", *(f"worker-{group}.log" for group in GROUPS)):
         assert (tmp_path / "fleet" / "logs" / log).exists(), log
     jira_log = (tmp_path / "fleet" / "logs" / "jira-dev.log").read_text()
     assert jira_log.count("requests are not checked against it") == 1

@@ -156,6 +156,8 @@ class LocalFleet:
         environment = self.worker_environment()
         say("starting the event bridge ...")
         self._start(self._bridge(environment), 60)
+        say("starting the watcher of the models' data places (mlc watch) ...")
+        self._start(self._watcher(environment), 60)
         if self.jira_is_local:
             say(f"starting the Jira development server at {self.jira.url} (MLC_JIRA_URL names a real Jira) ...")
             self._start(self._jira_dev_server(), 60)
@@ -210,6 +212,16 @@ class LocalFleet:
             env={**environment, "MLC_BRIDGE_PORT": str(self.fleet.bridge_port), "MLC_LOG_FORMAT": "json",
                  "MLC_BRIDGE_MLFLOW_WEBHOOK_SECRET": self.secrets.mlflow_webhook.get_secret_value(),
                  "MLC_BRIDGE_JIRA_WEBHOOK_SECRET": self.secrets.jira_webhook.get_secret_value()},
+        )
+
+    def _watcher(self, environment: dict[str, str]) -> ManagedProcess:
+        log_path = self.fleet.home.resolve() / "logs" / "watch.log"
+        return ManagedProcess(
+            name="watch",
+            argv=[sys.executable, "-m", "workers", "watch"],
+            log_path=log_path,
+            ready=lambda: "watching the places models name" in _tail(log_path),
+            env={**environment, "MLC_LOG_FORMAT": "json"},
         )
 
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
@@ -277,12 +289,14 @@ class LocalFleet:
         password = self.secrets.path("engine-admin-password")
         say(f"Cockpit   {self.engine.cockpit_url}  (user {self.secrets.admin_user}"
             + (f", password in {password})" if password else ")"))
+        say(f"Tasklist  {self.engine.cockpit_url.rstrip('/')}/app/tasklist  (start a back test or a batch job)")
         say(f"REST API  {self.engine.url}")
         say(f"MLflow    {self.mlflow.tracking_uri}")
         say(f"Jira      {self.jira.url}")
         say(f"ServiceNow {self.servicenow.url}")
         say(f"MLServer  {self.mlserver_url}  (V2 inference)")
-        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks)")
+        say(f"Bridge    {self.bridge_url}  (MLflow and Jira webhooks, signed notifications)")
+        say(f"Watch     the places models tag labeled_data and batch_data (log {self.fleet.home}/logs/watch.log)")
 
 
 class Console:
@@ -351,6 +365,16 @@ def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool, check
             signal.signal(signum, signal.SIG_IGN)
         console.say("stopping the fleet ...")
         fleet.stop()
+
+
+def _tail(path: Path, size: int = 4096) -> str:
+    """The end of a log file (empty when there is none)."""
+    try:
+        with path.open("rb") as stream:
+            stream.seek(max(0, path.stat().st_size - size))
+            return stream.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _is_loopback(url: str) -> bool:

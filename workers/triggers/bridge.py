@@ -8,8 +8,18 @@
 ``POST /webhooks/jira``    Jira webhook ``jira:issue_updated``: when the ticket's status category
                            is done, correlates ``mlc.jira-ticket-resolved`` to the instances whose
                            ``JIRA_TICKET`` is the ticket, with ``JIRA_STATUS`` and ``JIRA_FIELDS``
+``POST /webhooks/``        a signed notification of another system (a data pipeline, an alerting
+``notification``           tool): ``{"id", "signal", "variables"}`` names one of the seeds' signals
+                           and its variables, checked against what that signal's process reads
+                           (:data:`~workers.triggers.signals.SIGNAL_VARIABLES`); the signal is sent
+                           once per ``id`` (:func:`~workers.triggers.once.start_once`)
 ``GET /health``            200 while serving
 =========================  =====================================================================
+
+A notification is signed with ``MLC_BRIDGE_NOTIFICATION_SECRET``: ``X-MLC-Timestamp: <Unix time>``
+and ``X-MLC-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``. A timestamp further than
+``MLC_BRIDGE_MAX_CLOCK_SKEW_S`` from now is refused, and a delivery replayed inside that window finds
+its ``id`` claimed and starts nothing. Without the secret every notification is refused (403).
 
 Both webhooks are verified before anything else; a bad, missing or (MLflow) stale signature is
 answered 401. MLflow signs as Standard Webhooks do: ``X-MLflow-Signature: v1,<base64 HMAC-SHA256>``
@@ -55,6 +65,8 @@ from workers.config import (
 )
 from workers.domain.tickets import is_resolved, status_name, ticket_fields
 from workers.engine import EngineClient, EngineError
+from workers.triggers.once import start_once
+from workers.triggers.signals import check_signal_variables, find_instance
 
 __all__ = [
     "DEPLOY_PROCESS",
@@ -65,6 +77,7 @@ __all__ = [
     "ensure_mlflow_webhook",
     "jira_signature",
     "mlflow_signature",
+    "notification_signature",
     "serve_bridge",
     "submit_model_version",
 ]
@@ -91,6 +104,27 @@ def mlflow_signature(secret: str, delivery_id: str, timestamp: str, body: bytes)
 def jira_signature(secret: str, body: bytes) -> str:
     """``X-Hub-Signature`` of a Jira webhook body."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def notification_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """``X-MLC-Signature`` of a notification sent at ``timestamp`` (Unix seconds, as text)."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def _notification_refusal(headers: Mapping[str, str], body: bytes, secret: str, now: float,
+                          max_skew_s: float) -> str | None:
+    timestamp, given = headers.get("x-mlc-timestamp"), headers.get("x-mlc-signature")
+    if not (timestamp and given):
+        return "X-MLC-Signature or X-MLC-Timestamp header missing"
+    if not hmac.compare_digest(notification_signature(secret, timestamp, body), given.strip()):
+        return "signature does not match"
+    try:
+        age = now - int(timestamp)
+    except ValueError:
+        return f"timestamp {timestamp!r} is not a Unix time"
+    if abs(age) > max_skew_s:
+        return f"timestamp is {age:.0f}s away from now (more than {max_skew_s:.0f}s)"
+    return None
 
 
 def _mlflow_refusal(headers: Mapping[str, str], body: bytes, secret: str, now: float, max_skew_s: float) -> str | None:
@@ -244,6 +278,39 @@ class Bridge:
         return Reply(200, {"ticket": key, "status": status, "correlated": len(results)})
 
 
+    def on_notification(self, headers: Mapping[str, str], body: bytes) -> Reply:
+        if self.settings.notification_secret is None:
+            return Reply(403, {"error": "notifications are off: set MLC_BRIDGE_NOTIFICATION_SECRET"})
+        refusal = _notification_refusal(headers, body, _secret(self.settings.notification_secret), self.clock(),
+                                        self.settings.max_clock_skew_s)
+        if refusal:
+            log.warning("notification refused", reason=refusal)
+            return Reply(401, {"error": f"not a signed notification: {refusal}"})
+        payload = _json_object(body)
+        if payload is None:
+            return Reply(400, {"error": "the body is not a JSON object"})
+        notification_id, signal_name = payload.get("id"), payload.get("signal")
+        variables = payload.get("variables", {})
+        if not isinstance(notification_id, str) or not 0 < len(notification_id.strip()) <= 200:
+            return Reply(400, {"error": "id must be text of 1 to 200 characters that names this notification"})
+        if not isinstance(signal_name, str) or not isinstance(variables, Mapping):
+            return Reply(400, {"error": "signal must be text and variables an object"})
+        try:
+            checked = check_signal_variables(signal_name, variables)
+        except ValueError as exc:
+            return Reply(400, {"error": str(exc)})
+        try:
+            outcome = start_once(self.engine, f"notification:{notification_id.strip()}", signal_name, checked)
+            instance = find_instance(self.engine, outcome.request_id)
+        except EngineError as exc:
+            log.error("notification not handled: engine failed", id=notification_id, error=str(exc))
+            return Reply(503, {"error": str(exc)})
+        log.info("notification: signal sent" if outcome.started else "notification: handled before",
+                 id=notification_id, signal=signal_name, request=outcome.request_id)
+        return Reply(200, {"started": outcome.started, "signal": signal_name, "requestId": outcome.request_id,
+                           "processInstance": instance["id"] if instance else None})
+
+
 def _secret(value: SecretStr | None) -> str:
     if value is None:
         raise ConfigurationError("webhook secret not configured")
@@ -272,7 +339,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Reply(404, {"error": f"no such resource: GET {self.path}"}))
 
     def do_POST(self) -> None:  # noqa: N802
-        routes = {"/webhooks/mlflow": self.server.bridge.on_mlflow, "/webhooks/jira": self.server.bridge.on_jira}
+        routes = {"/webhooks/mlflow": self.server.bridge.on_mlflow, "/webhooks/jira": self.server.bridge.on_jira,
+                  "/webhooks/notification": self.server.bridge.on_notification}
         route = routes.get(self.path.split("?", 1)[0])
         body = self._body()
         if body is None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from workers.engine import EngineClient
@@ -22,6 +23,9 @@ __all__ = [
     "MODEL_BACK_TEST",
     "ROLLBACK_MODEL",
     "ROLLED_BACK",
+    "SIGNAL_VARIABLES",
+    "SignalVariables",
+    "check_signal_variables",
     "describe_outcome",
     "find_instance",
     "send_signal",
@@ -40,6 +44,66 @@ BATCH_JOB_DONE = "batch-job-done"
 """The end event of a Run Batch Model Job that wrote its output."""
 ROLLED_BACK = "rolled-back"
 """The end event of a Rollback Model that put the version back in service."""
+MAX_VALUE_LENGTH = 2000
+
+
+@dataclass(frozen=True)
+class SignalVariables:
+    """The variables a signal's process reads: the ones it needs, the ones it may take, which are booleans
+    (the others are text)."""
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...] = ()
+    booleans: tuple[str, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (*self.required, *self.optional)
+
+
+_BACK_TEST = SignalVariables(required=("MODEL_ID",), optional=("MODEL_VERSION", "INPUT_FILE", "OUTPUT_FILE"))
+SIGNAL_VARIABLES: dict[str, SignalVariables] = {
+    BACK_TEST_JIRA: _BACK_TEST,
+    BACK_TEST_SERVICENOW: _BACK_TEST,
+    MODEL_BACK_TEST: SignalVariables(required=(), optional=("MODEL_ID",)),
+    DEPLOYED_BATCH_JOB: SignalVariables(required=("TAG", "INPUT_FILE", "OUTPUT_FILE"),
+                                        optional=("MODEL_STAGE", "OVERWRITE", "LABEL_COLUMN"), booleans=("OVERWRITE",)),
+    ROLLBACK_MODEL: SignalVariables(required=("MODEL_ID",),
+                                    optional=("TO_VERSION", "RUNTIME", "MODEL_STAGE", "REASON", "REQUESTED_BY")),
+}
+"""What each of the seeds' signals carries, as its process reads it (the README's process table)."""
+
+
+def check_signal_variables(name: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """``variables`` as signal ``name``'s process reads them: text stripped, whole numbers as text.
+
+    Raises ValueError naming each unknown signal, unknown variable, missing variable or wrong value.
+    """
+    spec = SIGNAL_VARIABLES.get(name)
+    if spec is None:
+        raise ValueError(f"unknown signal {name!r}; known: {', '.join(sorted(SIGNAL_VARIABLES))}")
+    problems = [f"{key} is not a variable of {name} (it takes {', '.join(spec.names)})"
+                for key in variables if key not in spec.names]
+    checked: dict[str, Any] = {}
+    for key in spec.names:
+        value = variables.get(key)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if key in spec.required:
+                problems.append(f"{key} is required")
+        elif key in spec.booleans:
+            if isinstance(value, bool):
+                checked[key] = value
+            else:
+                problems.append(f"{key} must be true or false, not {value!r}")
+        elif isinstance(value, bool) or not isinstance(value, str | int):
+            problems.append(f"{key} must be text, not {value!r}")
+        elif len(str(value)) > MAX_VALUE_LENGTH:
+            problems.append(f"{key} is longer than {MAX_VALUE_LENGTH} characters")
+        else:
+            checked[key] = str(value).strip()
+    if problems:
+        raise ValueError("; ".join(problems))
+    return checked
 
 
 def send_signal(engine: EngineClient, name: str, variables: Mapping[str, Any]) -> str:
