@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -134,11 +135,14 @@ def local_fleet(report: Callable[[str], None], **environment: str) -> Iterator[L
     saved = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     fleet = LocalFleet.from_environment()
+    # SIGTERM (a timeout, a kill) ends the benchmark through the finally below: nothing left running
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         fleet.start(say=report)
         yield fleet
     finally:
         fleet.stop()
+        signal.signal(signal.SIGTERM, previous)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
