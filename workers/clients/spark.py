@@ -7,12 +7,14 @@ running session's waits until no job uses it, then gets a new session (Spark all
 
 ``pyspark`` is the optional extra ``spark`` (``pip install 'mlc-manager[spark]'``) and needs Java 17 or
 later; without it a spark runtime's job is :class:`SparkUnavailable`. With a ``local[...]`` master the
-executors' Python is this worker's interpreter, unless ``spark.pyspark.python`` says otherwise.
+executors' Python is this worker's interpreter, unless ``PYSPARK_PYTHON`` or ``spark.pyspark.python`` says
+otherwise.
 """
 
 from __future__ import annotations
 
 import atexit
+import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -82,7 +84,7 @@ def _started(master: str, config: Mapping[str, str]) -> Any:
                                "'mlc-manager[spark]' (and Java 17 or later)") from exc
     settings = {**_DEFAULTS, **config}
     if master.startswith("local") and "spark.pyspark.python" not in settings:
-        settings["spark.pyspark.python"] = sys.executable
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # what a local master's Python workers run
     builder = SparkSession.builder.master(master).appName(settings.pop("spark.app.name", _APP_NAME))
     for name, value in settings.items():
         builder = builder.config(name, value)
