@@ -65,6 +65,11 @@ class SparkSpec(BaseModel):
     config: dict[str, str] = Field(default_factory=dict)
     staging: str | None = None
 
+    @field_validator("staging")
+    @classmethod
+    def _blank_is_none(cls, staging: str | None) -> str | None:
+        return staging.strip() or None if staging is not None else None
+
     @field_validator("config", mode="before")
     @classmethod
     def _text_values(cls, config: Any) -> Any:
