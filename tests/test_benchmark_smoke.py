@@ -62,3 +62,16 @@ def test_serving_switch_counts_every_answer_of_the_stable_endpoint() -> None:
     assert result.requests > 0 and set(result.versions_answered) <= {"1", "2"}
     line = json.loads(result.line())
     assert {"switch_seconds", "rollback_seconds", "failed_requests", "failed_during_switches"} <= set(line)
+
+
+def test_spark_batch_benchmark_scores_every_row_both_ways(tmp_path) -> None:
+    from benchmarks import spark_batch
+
+    result = spark_batch.run_benchmark(spark_batch.Options(rows=2_000, chunk_rows=500, directory=tmp_path))
+
+    line = json.loads(result.line())
+    assert (line["rows"], line["in_process"]["rows_out"], line["spark"]["rows_out"]) == (2_000, 2_000, 2_000)
+    assert {"seconds", "peak_rss_mb"} <= set(line["in_process"])
+    assert {"seconds", "peak_rss_mb", "spark_jvm_peak_rss_mb", "spark_total_peak_rss_mb", "application_id"} <= set(
+        line["spark"])
+    assert line["spark"]["spark_jvm_peak_rss_mb"] > 0
