@@ -64,6 +64,7 @@ def test_serving_switch_counts_every_answer_of_the_stable_endpoint() -> None:
     assert {"switch_seconds", "rollback_seconds", "failed_requests", "failed_during_switches"} <= set(line)
 
 
+@pytest.mark.timeout(900)  # a Spark session starts in seconds on an idle machine, minutes on a loaded one
 def test_spark_batch_benchmark_scores_every_row_both_ways(tmp_path) -> None:
     from benchmarks import spark_batch
 

@@ -266,12 +266,16 @@ LOCAL_SPARK = SparkSpec(master="local[2]", config={
     "spark.sql.files.maxPartitionBytes": "32k", "spark.sql.shuffle.partitions": "2"})
 """The Spark runtime of the tests: local mode, as on a laptop; a cluster is another master URL."""
 
+SPARK_TIMEOUT = pytest.mark.timeout(900)
+"""Starting a Spark session and its Python workers takes seconds on an idle machine, minutes on a loaded one."""
+
 
 def with_spark(inventory: RuntimeInventory, tag: str) -> RuntimeInventory:
     spark = Runtime(name="dev-spark", stage="DEV", service_tags=(tag,), kind="spark", spark=LOCAL_SPARK)
     return RuntimeInventory(inventory.stages, [*inventory.runtimes, spark], source="test inventory with spark")
 
 
+@SPARK_TIMEOUT
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_a_spark_runtime_scores_on_spark_as_the_in_process_scorer_does(mlflow_settings, data_roots, sample, test_data,
                                                                       tmp_path, suffix):

@@ -17,6 +17,7 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
+from tests.topics.test_run_batch_job import SPARK_TIMEOUT
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import DataSettings, MlflowSettings
 from workers.domain.metrics import NOT_COMPUTED
@@ -596,6 +597,7 @@ def spark_handler(settings: MlflowSettings, data_roots: DataSettings):
     return make_handler(settings, data_roots=data_roots, inventory_file=inventory_file(inventory))
 
 
+@SPARK_TIMEOUT
 def test_a_spark_runtime_scores_the_test_data_on_spark_with_the_metrics_of_the_in_process_job(
         mlflow_settings, data_roots, run_job, sample, local_data, tmp_path):
     on_spark = spark_handler(mlflow_settings, data_roots)
@@ -620,6 +622,7 @@ def test_a_spark_runtime_scores_the_test_data_on_spark_with_the_metrics_of_the_i
     assert "mlc.spark_application_id" not in client.get_run(not_spark.metrics_run_id).data.tags
 
 
+@SPARK_TIMEOUT
 def test_data_the_model_cannot_take_on_spark_fails_the_job(mlflow_settings, data_roots, sample, local_data, tmp_path):
     on_spark = spark_handler(mlflow_settings, data_roots)
     narrow = tmp_path / "narrow.csv"

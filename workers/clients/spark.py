@@ -71,9 +71,11 @@ class _Sessions:
 
     def _stop(self) -> None:
         if self._session is not None:
-            self._session.stop()
-            self._session = None
-            self._key = None
+            session, self._session, self._key = self._session, None, None
+            try:
+                session.stop()
+            except Exception:  # noqa: BLE001 - a JVM already gone (killed, crashed) has nothing left to stop
+                pass
 
 
 def _started(master: str, config: Mapping[str, str]) -> Any:
