@@ -97,3 +97,17 @@ def test_batch_speed_runs_both_ways_on_both_formats(tmp_path) -> None:
                                          "parquet_arrow_seconds", "parquet_streamed_seconds", "parquet_ratio",
                                          "streamed_peak_rss_mb", "arrow_peak_rss_mb"))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["speed-input.csv", "speed-input.parquet"]
+
+
+@pytest.mark.timeout(900)  # a Spark session starts in seconds on an idle machine, minutes on a loaded one
+def test_spark_batch_benchmark_scores_every_row_both_ways(tmp_path) -> None:
+    from benchmarks import spark_batch
+
+    result = spark_batch.run_benchmark(spark_batch.Options(rows=2_000, chunk_rows=500, directory=tmp_path))
+
+    line = json.loads(result.line())
+    assert (line["rows"], line["in_process"]["rows_out"], line["spark"]["rows_out"]) == (2_000, 2_000, 2_000)
+    assert {"seconds", "peak_rss_mb"} <= set(line["in_process"])
+    assert {"seconds", "peak_rss_mb", "spark_jvm_peak_rss_mb", "spark_total_peak_rss_mb", "application_id"} <= set(
+        line["spark"])
+    assert line["spark"]["spark_jvm_peak_rss_mb"] > 0

@@ -152,7 +152,10 @@ def requirement_names(distribution: str, extras: tuple[str, ...] = ()) -> set[st
 def test_the_worker_image_installs_no_development_server_dependency():
     dockerfile = (REPO / "deploy/worker/Dockerfile").read_text()
     assert "COPY devservers" not in dockerfile and "pip install --no-cache-dir ." in dockerfile
-    assert "[" not in dockerfile.split("pip install", 1)[1].splitlines()[0]  # no extras
+    # no extras but the one a build argument names, and compose names only the Spark batch runtime's
+    assert set(re.findall(r"\.\[([^\]]*)\]", dockerfile)) == {"$EXTRAS"}
+    assert {service.get("build", {}).get("args", {}).get("EXTRAS", "") for service in COMPOSE["services"].values()
+            if isinstance(service.get("build"), dict)} == {"", "spark"}
     devserver_only = {"openapi-schema-validator", "jsonschema", "referencing"}
     assert devserver_only <= requirement_names("mlc-manager", ("devservers",))
     assert requirement_names("mlc-manager") & devserver_only == set()

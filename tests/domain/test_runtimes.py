@@ -130,3 +130,52 @@ def test_settings_name_the_file(monkeypatch):
     assert load(RuntimeSettings).file == Path("deploy/runtimes.yaml")
     monkeypatch.setenv("MLC_RUNTIMES_FILE", "/etc/mlc/runtimes.yaml")
     assert load(RuntimeSettings).file == Path("/etc/mlc/runtimes.yaml")
+
+
+SPARK = """
+stages: [DEV]
+runtimes:
+  - name: dev-spark
+    stage: DEV
+    service_tags: [fraud]
+    kind: spark
+    spark:
+      master: ${SPARK_MASTER:-local[2]}
+      config: {spark.executor.memory: 2g, spark.sql.shuffle.partitions: 8, spark.sql.adaptive.enabled: true}
+      staging: s3a://jobs/staging
+"""
+
+
+def test_a_spark_runtime_has_a_master_and_its_configuration(tmp_path):
+    runtime = load_inventory(write(tmp_path, SPARK), {"SPARK_MASTER": "spark://spark:7077"}).get("dev-spark")
+    assert (runtime.kind, runtime.mode) == ("spark", "batch")
+    assert runtime.spark.master == "spark://spark:7077"
+    assert runtime.spark.config == {"spark.executor.memory": "2g", "spark.sql.shuffle.partitions": "8",
+                                    "spark.sql.adaptive.enabled": "true"}
+    assert runtime.spark.staging == "s3a://jobs/staging"
+    assert load_inventory(write(tmp_path, VALID), {}).get("dev-batch").kind == "in-process"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda text: text.replace("master: ${SPARK_MASTER:-local[2]}", 'master: ""'),
+     "runtime 'dev-spark': field 'spark.master'"),
+    (lambda text: text.split("    spark:")[0], "runtime 'dev-spark': field 'spark': a spark runtime needs"),
+    (lambda text: text.replace("kind: spark", "kind: in-process"),
+     "runtime 'dev-spark': field 'spark': only a runtime of kind spark has a spark section"),
+    (lambda text: text.replace("kind: spark", "kind: dask"), "runtime 'dev-spark': field 'kind'"),
+    (lambda text: text.replace("    kind: spark", "    kind: spark\n    endpoints: [http://x:1]\n"
+                                                  "    model_repository: /m"),
+     "runtime 'dev-spark': field 'kind': a spark runtime is a batch runtime and has no endpoints"),
+])
+def test_a_spark_runtime_without_what_it_needs_is_refused(tmp_path, change, expected):
+    message = failure(tmp_path, change(SPARK))
+    assert message.startswith(f"{tmp_path / 'runtimes.yaml'}: {expected}"), message
+
+
+def test_the_shipped_inventory_has_a_spark_runtime_on_a_local_master_by_default():
+    inventory = load_inventory(REPO / "deploy/runtimes.yaml", {})
+    spark = inventory.get("dev-spark")
+    assert (spark.kind, spark.mode, spark.spark.master) == ("spark", "batch", "local[2]")
+    assert "cancer-screening" not in spark.service_tags  # the sample's jobs stay in-process
+    assert load_inventory(REPO / "deploy/runtimes.yaml", {"MLC_SPARK_MASTER": "spark://spark-master:7077"}).get(
+        "dev-spark").spark.master == "spark://spark-master:7077"

@@ -18,7 +18,7 @@ from tests.support import write_inventory
 from tests.topics.test_deploy_model import ProgressLog, Stage, copy_of_sample
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import DataSettings, MlflowSettings
-from workers.domain.runtimes import Runtime, RuntimeInventory
+from workers.domain.runtimes import Runtime, RuntimeInventory, SparkSpec
 from workers.fleet.sample import SampleModel, register_sample_model
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
@@ -259,3 +259,59 @@ def test_files_outside_the_data_roots_are_refused_before_anything_is_read_or_wri
 
     result = handler(job(deployed.tag, "in.csv", "scores/out.csv"), task())
     assert result.output_file == str(root / "scores" / "out.csv") and result.rows_out == 171
+
+
+LOCAL_SPARK = SparkSpec(master="local[2]", config={
+    # small input splits, so that even the sample's 171 rows are read, scored and written as several parts
+    "spark.sql.files.maxPartitionBytes": "32k", "spark.sql.shuffle.partitions": "2"})
+"""The Spark runtime of the tests: local mode, as on a laptop; a cluster is another master URL."""
+
+SPARK_TIMEOUT = pytest.mark.timeout(900)
+"""Starting a Spark session and its Python workers takes seconds on an idle machine, minutes on a loaded one."""
+
+
+def with_spark(inventory: RuntimeInventory, tag: str) -> RuntimeInventory:
+    spark = Runtime(name="dev-spark", stage="DEV", service_tags=(tag,), kind="spark", spark=LOCAL_SPARK)
+    return RuntimeInventory(inventory.stages, [*inventory.runtimes, spark], source="test inventory with spark")
+
+
+@SPARK_TIMEOUT
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_spark_runtime_scores_on_spark_as_the_in_process_scorer_does(mlflow_settings, data_roots, sample, test_data,
+                                                                      tmp_path, suffix):
+    deployed = Deployed(mlflow_settings, sample)
+    deployed.inventory = with_spark(deployed.inventory, deployed.tag)
+    deployed._deploy = Stage(mlflow_settings, inventory_file(deployed.inventory))
+    source = tmp_path / f"input{suffix}"
+    frame = pd.read_csv(test_data)
+    frame.to_csv(source, index=False) if suffix == ".csv" else frame.to_parquet(source, index=False)
+    handler = make_handler(mlflow_settings, data_roots, deployed.inventory)
+
+    deployed.deploy("1", "dev-batch")
+    in_process = handler(job(deployed.tag, source, tmp_path / f"in-process{suffix}", LABEL_COLUMN="label"), task())
+    deployed.deploy("1", "dev-spark")
+    log = ProgressLog()
+    on_spark = handler(job(deployed.tag, source, tmp_path / f"spark{suffix}", LABEL_COLUMN="label"), task(log))
+
+    assert handler.variables["RUNTIME"] == "dev-spark"
+    assert (on_spark.rows_in, on_spark.rows_out, on_spark.output_file) == (171, 171, str(tmp_path / f"spark{suffix}"))
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    expected, scored = read(tmp_path / f"in-process{suffix}"), read(tmp_path / f"spark{suffix}")
+    assert list(scored.columns) == list(expected.columns) and list(scored.columns[-2:]) == ["prediction", "score"]
+    pd.testing.assert_frame_equal(scored, expected, check_dtype=False, rtol=1e-12)
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        [source.name, f"in-process{suffix}", f"spark{suffix}"])  # no staged parts or partial file left
+
+    [scored_event] = log.values("scored on spark")
+    application_id = scored_event["application_id"]
+    assert application_id.startswith("local-")
+    run = MlflowClient(mlflow_settings.tracking_uri).get_run(on_spark.batch_run_id)
+    assert run.data.metrics == {"rows_in": 171, "rows_out": 171, "seconds": pytest.approx(on_spark.scoring_seconds,
+                                                                                          abs=1e-3)}
+    assert {key: run.data.tags[key] for key in ("mlc.runtime_kind", "mlc.spark_application_id", "mlc.spark_master")
+            } == {"mlc.runtime_kind": "spark", "mlc.spark_application_id": application_id,
+                  "mlc.spark_master": "local[2]"}
+    assert run.data.params["runtime"] == "dev-spark"
+    in_process_run = MlflowClient(mlflow_settings.tracking_uri).get_run(in_process.batch_run_id)
+    assert in_process_run.data.tags["mlc.runtime_kind"] == "in-process"
+    assert "mlc.spark_application_id" not in in_process_run.data.tags

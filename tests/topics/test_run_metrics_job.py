@@ -17,10 +17,12 @@ import pytest
 from mlflow import MlflowClient
 
 from tests.support import finished_instance, running_loop, unique_topic, variables_of
+from tests.topics.test_run_batch_job import SPARK_TIMEOUT
 from workers.clients.mlflow.registry import ModelRegistry, RegistryUnavailable
 from workers.config import DataSettings, MlflowSettings
 from workers.domain.metrics import NOT_COMPUTED
 from workers.domain.monitors import mlflow_metrics, scalars
+from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.fleet.sample import SampleModel, register_sample_model, sample_criteria
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.topic import TaskContext
@@ -581,3 +583,54 @@ def test_the_sample_criteria_pass_its_test_data_and_fail_its_drifted_data(engine
     assert evaluate_dmn(sample_criteria(), {"auc": 0.9, "f1_score": 0.9, "selection_rate_disparity": 0.7},
                         engine).rows[-1].reason == "selection rate disparity 0.70 outside 0.8..1.25"
     assert evaluate_dmn(sample_criteria(), {"auc": NOT_COMPUTED, "f1_score": 0.9}, engine).passed is False
+
+
+# -- on a spark runtime ----------------------------------------------------------------------------
+
+
+def spark_handler(settings: MlflowSettings, data_roots: DataSettings):
+    from tests.topics.test_run_batch_job import LOCAL_SPARK, inventory_file
+
+    inventory = RuntimeInventory(("DEV",), [
+        Runtime(name="dev-spark", stage="DEV", service_tags=("metrics-tests",), kind="spark", spark=LOCAL_SPARK),
+        Runtime(name="dev-batch", stage="DEV", service_tags=("metrics-tests",))])
+    return make_handler(settings, data_roots=data_roots, inventory_file=inventory_file(inventory))
+
+
+@SPARK_TIMEOUT
+def test_a_spark_runtime_scores_the_test_data_on_spark_with_the_metrics_of_the_in_process_job(
+        mlflow_settings, data_roots, run_job, sample, local_data, tmp_path):
+    on_spark = spark_handler(mlflow_settings, data_roots)
+    log = ProgressLog()
+    spark = on_spark(job(SAMPLE, sample.version, local_data["test"], RUNTIME="dev-spark",
+                         OUTPUT_FILE=str(tmp_path / "spark.csv")), task(log))
+    in_process = run_job(job(SAMPLE, sample.version, local_data["test"], OUTPUT_FILE=str(tmp_path / "local.csv")),
+                         task())
+    not_spark = on_spark(job(SAMPLE, sample.version, local_data["test"], RUNTIME="dev-batch"), task())
+
+    assert spark.rows_scored == in_process.rows_scored == 171
+    assert set(spark.metrics) == set(in_process.metrics) and set(spark.metrics) > CLASSIFICATION_METRICS
+    for name, value in scalars(in_process.metrics).items():
+        assert spark.metrics[name] == (pytest.approx(value, rel=1e-9) if isinstance(value, float) else value), name
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "spark.csv"), pd.read_csv(tmp_path / "local.csv"),
+                                  check_dtype=False, rtol=1e-12)
+    [values] = [values for message, values in log.events if message == "scored on spark"]
+    client = MlflowClient(mlflow_settings.tracking_uri)
+    tags = client.get_run(spark.metrics_run_id).data.tags
+    assert (tags["mlc.runtime_kind"], tags["mlc.spark_master"]) == ("spark", "local[2]")
+    assert tags["mlc.spark_application_id"] == values["application_id"] != ""
+    assert "mlc.spark_application_id" not in client.get_run(not_spark.metrics_run_id).data.tags
+
+
+@SPARK_TIMEOUT
+def test_data_the_model_cannot_take_on_spark_fails_the_job(mlflow_settings, data_roots, sample, local_data, tmp_path):
+    on_spark = spark_handler(mlflow_settings, data_roots)
+    narrow = tmp_path / "narrow.csv"
+    pd.read_csv(local_data["test"])[["mean radius", "patient_group", "label"]].to_csv(narrow, index=False)
+    with pytest.raises(BusinessError) as error:
+        on_spark(job(SAMPLE, sample.version, narrow, RUNTIME="dev-spark"), task())
+    assert error.value.code == "TEST_JOB_FAILED"
+    assert error.value.message.startswith(f"{narrow}: the model needs columns the file lacks: mean texture, ")
+    with pytest.raises(BusinessError) as error:
+        on_spark(job(SAMPLE, sample.version, tmp_path / "absent.csv", RUNTIME="dev-spark"), task())
+    assert error.value.message == f"{tmp_path / 'absent.csv'}: no such file"

@@ -7,6 +7,10 @@ MLServer at each endpoint loads the model from ``model_repository``, a folder it
 deploying worker. An online runtime may ask for a warm-up of every version (``warm_up``), replaying
 the requests it captured (``request_log``, see :mod:`workers.domain.warmup`).
 
+A batch runtime's ``kind`` says what its jobs score on: ``in-process`` (the default: the worker scores
+the file in chunks itself) or ``spark`` (the worker drives a Spark application at ``spark.master`` with
+the configuration ``spark.config``, :mod:`workers.domain.spark_scoring`).
+
 String values may name environment variables as ``${VAR}`` or ``${VAR:-default}``, so one file
 serves the local fleet and ``docker compose``. Every problem is an :class:`InventoryError` naming the
 file, the runtime and the field.
@@ -31,6 +35,7 @@ __all__ = [
     "InventoryError",
     "Runtime",
     "RuntimeInventory",
+    "SparkSpec",
     "current_inventory",
     "load_inventory",
     "promotion_problem",
@@ -40,12 +45,39 @@ BAD_PROMOTION = "BAD_PROMOTION"
 """The BPMN error of a promotion the inventory's stages do not allow."""
 
 Mode = Literal["batch", "online"]
+Kind = Literal["in-process", "spark"]
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
 
 
 class InventoryError(ConfigurationError):
     """The runtime inventory cannot be used; the message names the file, runtime and field."""
+
+
+class SparkSpec(BaseModel):
+    """Where a ``spark`` runtime's jobs run: a master URL (``local[2]``, ``spark://host:7077``, ``yarn``,
+    ``k8s://...``), Spark configuration (``spark.executor.memory``, ``spark.jars.packages``, ...) and a
+    folder every executor and the worker reach where jobs stage their scored parts (default: the worker's
+    scratch folder, which only a local master's executors share)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    master: str = Field(min_length=1)
+    config: dict[str, str] = Field(default_factory=dict)
+    staging: str | None = None
+
+    @field_validator("staging")
+    @classmethod
+    def _blank_is_none(cls, staging: str | None) -> str | None:
+        return staging.strip() or None if staging is not None else None
+
+    @field_validator("config", mode="before")
+    @classmethod
+    def _text_values(cls, config: Any) -> Any:
+        """YAML numbers and booleans as Spark reads them: ``2`` and ``true`` as text."""
+        if isinstance(config, dict):
+            return {key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in config.items()}
+        return config
 
 
 class Runtime(BaseModel):
@@ -58,6 +90,8 @@ class Runtime(BaseModel):
     service_tags: tuple[str, ...] = Field(min_length=1)
     endpoints: tuple[str, ...] = ()
     model_repository: Path | None = None
+    kind: Kind = "in-process"
+    spark: SparkSpec | None = None
     description: str = ""
     warm_up: bool = False
     """Warm every version up on this (online) runtime before it is reviewed and switched to, whatever its tags."""
@@ -163,6 +197,12 @@ def _checked(runtime: Runtime, stages: tuple[str, ...], earlier: list[Runtime], 
                              f"folder its MLServer loads models from")
     if not runtime.endpoints and (runtime.warm_up or runtime.request_log is not None):
         raise InventoryError(f"{where}: field 'warm_up': only an online runtime (with endpoints) is warmed up")
+    if runtime.kind == "spark" and runtime.endpoints:
+        raise InventoryError(f"{where}: field 'kind': a spark runtime is a batch runtime and has no endpoints")
+    if runtime.kind == "spark" and runtime.spark is None:
+        raise InventoryError(f"{where}: field 'spark': a spark runtime needs 'spark: {{master: ...}}'")
+    if runtime.kind != "spark" and runtime.spark is not None:
+        raise InventoryError(f"{where}: field 'spark': only a runtime of kind spark has a spark section")
     return runtime
 
 

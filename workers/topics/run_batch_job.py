@@ -15,6 +15,11 @@ cannot run is a BPMN error naming the cause: ``PATH_NOT_ALLOWED`` (a file outsid
 :mod:`workers.domain.paths`; nothing is read or written), ``INPUT_UNREADABLE``, ``OUTPUT_EXISTS``,
 ``OUTPUT_UNWRITABLE`` or ``SCORING_FAILED`` (the model cannot be loaded or cannot score the data).
 MLflow unreachable is a retry; a ``RUNTIME`` the inventory no longer has as batch is an incident.
+
+The runtime's ``kind`` chooses the scorer: ``in-process`` (:class:`~workers.domain.scoring.ScoringJob`) or
+``spark`` (:class:`~workers.domain.spark_scoring.SparkScoringJob`, on the runtime's master; the run is also
+tagged ``mlc.spark_application_id`` and ``mlc.spark_master``). A Spark session that cannot start (pyspark
+missing, master unreachable) is a failure naming why: retried, then an incident.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from workers.clients.mlflow.registry import ModelNotLoadable, ModelRegistry
+from workers.clients.spark import SparkUnavailable
 from workers.config import DataSettings, MlflowSettings, RuntimeSettings, S3Settings, load
 from workers.domain.datafiles import DEFAULT_CHUNK_ROWS
 from workers.domain.models import registry_outcomes
@@ -41,7 +47,8 @@ from workers.domain.scoring import (
     ScoringError,
     ScoringJob,
 )
-from workers.harness.outcomes import BusinessError, FatalError
+from workers.domain.spark_scoring import SparkScoringJob, SparkScoringSummary
+from workers.harness.outcomes import BusinessError, FatalError, RetryableError
 from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
 
 __all__ = ["TOPIC", "BatchJobInput", "BatchJobOutput", "make_handler"]
@@ -155,19 +162,34 @@ def _scoring_outcomes() -> Iterator[None]:
         raise BusinessError(_CODES[type(exc)], str(exc)) from exc
     except ModelNotLoadable as exc:
         raise BusinessError(SCORING_FAILED, exc.message) from exc
+    except SparkUnavailable as exc:
+        raise RetryableError(str(exc)) from exc
+
+
+def _scoring_job(runtime: Runtime, data: BatchJobInput, settings: MlflowSettings, s3: S3Settings | None,
+                 chunk_rows: int) -> ScoringJob | SparkScoringJob:
+    """The scorer the runtime's kind names: in this process, or on its Spark master."""
+    options: dict[str, Any] = {"mlflow": settings, "s3": s3, "overwrite": data.overwrite,
+                               "label_column": data.label_column, "keep_columns": data.keep_columns,
+                               "chunk_rows": chunk_rows}
+    if runtime.kind == "spark" and runtime.spark is not None:
+        return SparkScoringJob(data.input_file, data.output_file, spark_spec=runtime.spark, **options)
+    return ScoringJob(data.input_file, data.output_file, **options)
 
 
 def _run(registry: ModelRegistry, settings: MlflowSettings, s3: S3Settings | None, runtime: Runtime,
          data: BatchJobInput, task: TaskContext, chunk_rows: int, progress_every: int) -> BatchJobOutput:
-    with ScoringJob(data.input_file, data.output_file, mlflow=settings, s3=s3, overwrite=data.overwrite,
-                    label_column=data.label_column, keep_columns=data.keep_columns, chunk_rows=chunk_rows) as job, \
+    with _scoring_job(runtime, data, settings, s3, chunk_rows) as job, \
             registry.loaded_model(data.model_id, data.model_version) as model:
         task.progress("model loaded", model=model.name, version=model.version, flavor=model.flavor)
         summary = job.run(model, progress=task.progress, progress_every=progress_every)
         task.progress("scored", rows=summary.rows_out, chunks=summary.chunks, seconds=round(summary.seconds, 2))
+        spark_tags = ({"mlc.runtime_kind": "spark", "mlc.spark_application_id": summary.application_id,
+                       "mlc.spark_master": summary.master} if isinstance(summary, SparkScoringSummary)
+                      else {"mlc.runtime_kind": runtime.kind})
         run_id = registry.log_job_run(
             run_name=f"batch {data.model_id} v{data.model_version}",
-            tags=_run_tags(data, task),
+            tags={**_run_tags(data, task), **spark_tags},
             params={"model": data.model_id, "version": data.model_version, "runtime": runtime.name,
                     "stage": runtime.stage, "input": data.input_file, "output": data.output_file,
                     "overwrite": data.overwrite, "label_column": data.label_column or "",

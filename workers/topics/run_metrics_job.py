@@ -26,10 +26,14 @@ values above and the monitors' (``max_psi``, ``drift_share``, ``fpr_disparity``,
 ``test_results.json`` (what a redelivered task returns), every number in it an MLflow metric.
 
 The job is recorded as an MLflow run tagged ``mlc.job=metrics`` with the model's name and version,
-and the version's tag ``mlc.last_metrics_run`` points at it. Writes ``METRICS``, ``METRICS_RUN_ID``,
-``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data missing or malformed, no label
-column, model unknown or not loadable, monitors asked without what they need) is the BPMN error
-``TEST_JOB_FAILED`` naming the cause; a file (test data, output or baseline)
+and the version's tag ``mlc.last_metrics_run`` points at it. An optional ``RUNTIME`` naming a runtime of kind
+``spark`` in ``deploy/runtimes.yaml`` scores the test data on that Spark master
+(:func:`workers.domain.spark_scoring.spark_scored_chunks`), the run tagged with the Spark application id;
+the baseline and the champion are scored in this process; any other ``RUNTIME`` or none: all in this process.
+
+Writes ``METRICS``, ``METRICS_RUN_ID``, ``OUTPUT_FILE`` and ``ROWS_SCORED``. A job that cannot run (data
+missing or malformed, no label column, model unknown or not loadable, monitors asked without what they
+need) is the BPMN error ``TEST_JOB_FAILED`` naming the cause; a file (test data, output or baseline)
 outside the data roots (:mod:`workers.domain.paths`) is ``PATH_NOT_ALLOWED``, nothing read or written;
 an ``OUTPUT_FILE`` that exists is ``OUTPUT_EXISTS``: a back test never overwrites a file. A local
 output appears only once the job's run is recorded.
@@ -60,7 +64,8 @@ from workers.clients.mlflow.registry import (
     RegistryUnavailable,
     VersionRecord,
 )
-from workers.config import DataSettings, MlflowSettings, load
+from workers.clients.spark import SparkUnavailable
+from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
 from workers.domain.datafiles import (
     DEFAULT_CHUNK_ROWS,
     ChunkWriter,
@@ -83,7 +88,9 @@ from workers.domain.monitors import (
     score_values,
 )
 from workers.domain.paths import PathNotAllowed, confine
-from workers.domain.scoring import Predictor, with_predictions
+from workers.domain.runtimes import SparkSpec, current_inventory
+from workers.domain.scoring import Predictor, ScoringError, with_predictions
+from workers.domain.spark_scoring import spark_scored_chunks, split_scores
 from workers.harness.outcomes import BusinessError, RetryableError
 from workers.harness.scratch import scratch_dir
 from workers.harness.topic import BpmnError, TaskContext, TaskInput, TaskOutput, Topic
@@ -110,8 +117,10 @@ class MetricsJobInput(TaskInput):
     """The label column of INPUT_FILE."""
     champion_version: str | None = Field(None, alias="CHAMPION_VERSION")
     """A version scored beside it on the same data (champion/challenger)."""
+    runtime: str | None = Field(None, alias="RUNTIME")
+    """A batch runtime of kind spark (deploy/runtimes.yaml) to score the test data on; none: in this process."""
 
-    @field_validator("output_file", "champion_version")
+    @field_validator("output_file", "champion_version", "runtime")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -132,11 +141,13 @@ Handler = Callable[[MetricsJobInput, TaskContext], MetricsJobOutput]
 
 
 def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = None,
-                 chunk_rows: int = DEFAULT_CHUNK_ROWS, progress_every: int = 10) -> Handler:
+                 chunk_rows: int = DEFAULT_CHUNK_ROWS, progress_every: int = 10,
+                 inventory_file: Path | None = None) -> Handler:
     """The ``run-metrics-job`` handler against the MLflow of ``settings``, files only where
     ``data_roots`` allows (default: from the environment).
 
-    Reads ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks.
+    Reads ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks. A ``RUNTIME``
+    that the inventory at ``inventory_file`` has as a ``spark`` runtime scores on its Spark master.
     """
     registry = ModelRegistry(settings)
     allowed = data_roots or load(DataSettings)
@@ -146,7 +157,8 @@ def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = 
             data = data.model_copy(update={
                 "input_file": confine(data.input_file, allowed),
                 "output_file": None if data.output_file is None else confine(data.output_file, allowed)})
-            return _run(registry, settings, allowed, data, task, chunk_rows, progress_every)
+            spark_spec = _spark_runtime(inventory_file, data.runtime)
+            return _run(registry, settings, allowed, data, task, chunk_rows, progress_every, spark_spec)
         except PathNotAllowed as exc:
             raise BusinessError(exc.code, exc.message) from exc
         except TargetExists as exc:
@@ -157,8 +169,21 @@ def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = 
             raise BusinessError(FAILED, exc.message) from exc
         except RegistryUnavailable as exc:
             raise RetryableError(exc.message) from exc
+        except ScoringError as exc:
+            raise BusinessError(FAILED, str(exc)) from exc
+        except SparkUnavailable as exc:
+            raise RetryableError(str(exc)) from exc
 
     return run_metrics_job
+
+
+def _spark_runtime(inventory_file: Path | None, name: str | None) -> SparkSpec | None:
+    """The Spark master of ``RUNTIME`` when the inventory has it as a ``spark`` runtime; else ``None``:
+    scored in this process."""
+    if inventory_file is None or name is None:
+        return None
+    runtime = current_inventory(inventory_file).get(name)
+    return runtime.spark if runtime is not None and runtime.kind == "spark" else None
 
 
 def _recorded(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput,
@@ -205,7 +230,7 @@ def _monitors(registry: ModelRegistry, allowed: DataSettings, data: MetricsJobIn
 
 
 def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSettings, data: MetricsJobInput,
-         task: TaskContext, chunk_rows: int, progress_every: int) -> MetricsJobOutput:
+         task: TaskContext, chunk_rows: int, progress_every: int, spark_spec: SparkSpec | None) -> MetricsJobOutput:
     recorded = _recorded(registry, settings, data, task)
     if recorded is not None:
         return recorded
@@ -230,12 +255,25 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         # a local output appears only once the run is recorded: a retry after MLflow was down finds no file
         writer = ChunkWriter(output_path, overwrite=not in_place)
         stack.push(_dropped_on_error(writer))
-        for number, chunk in enumerate(read_chunks(data.input_file, settings, chunk_rows=chunk_rows,
-                                                   required_columns=[data.label_column,
-                                                                     *_protected(request)]), start=1):
+        required = [data.label_column, *_protected(request)]
+        spark_run: dict[str, str] = {}
+        if spark_spec is None:
+            chunks = read_chunks(data.input_file, settings, chunk_rows=chunk_rows, required_columns=required)
+        else:
+            chunks, application_id = stack.enter_context(spark_scored_chunks(
+                data.input_file, model, spark_spec, mlflow=settings, label_column=data.label_column,
+                required_columns=required, chunk_rows=chunk_rows))
+            spark_run = {"mlc.runtime_kind": "spark", "mlc.spark_application_id": application_id,
+                         "mlc.spark_master": spark_spec.master}
+            task.progress("scored on spark", application_id=application_id)
+        for number, chunk in enumerate(chunks, start=1):
+            scored_already = None
+            if spark_spec is not None:
+                chunk, *predicted = split_scores(chunk)
+                scored_already = (predicted[0], predicted[1])
             if champion is not None:
                 champion.score(chunk, champion_data, first_row=writer.rows)
-            writer.write(scorer.score(chunk, data, first_row=writer.rows))
+            writer.write(scorer.score(chunk, data, first_row=writer.rows, scored=scored_already))
             if number % progress_every == 0:
                 task.progress("scoring", chunks=number, rows=writer.rows)
         rows = writer.rows
@@ -260,7 +298,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
                                  "the engine cannot be reached): the metrics are not recorded twice")
         run_id = registry.log_job_run(
             run_name=f"metrics {data.model_id} v{data.model_version}",
-            tags=_run_tags(data, task),
+            tags={**_run_tags(data, task), **spark_run},
             params={"model": data.model_id, "version": data.model_version, "input_file": data.input_file,
                     "output_file": data.output_file or DEFAULT_OUTPUT_ARTIFACT, "label_column": data.label_column,
                     "rows": rows, "flavor": model.flavor, "task_kind": scored.kind},
@@ -403,7 +441,9 @@ class _Scorer:
                                        else "classification" if estimator is not None and is_classifier(estimator)
                                        else None)
 
-    def score(self, chunk: pd.DataFrame, data: MetricsJobInput, first_row: int) -> pd.DataFrame:
+    def score(self, chunk: pd.DataFrame, data: MetricsJobInput, first_row: int,
+              scored: tuple[np.ndarray, np.ndarray | None] | None = None) -> pd.DataFrame:
+        """``chunk`` with its predictions (computed here, or ``scored`` already on Spark), which are kept."""
         labels = chunk[data.label_column]
         if labels.isna().any():
             raise DataFileError(f"{data.input_file}: {int(labels.isna().sum())} rows from row {first_row + 1} on "
@@ -413,7 +453,7 @@ class _Scorer:
         if missing:
             raise DataFileError(f"{data.input_file}: the model needs columns the file lacks: {', '.join(missing)}")
         try:
-            predictions, scores = self.predictor.predict(self.predictor.features(features))
+            predictions, scores = scored or self.predictor.predict(self.predictor.features(features))
         except Exception as exc:  # models raise anything on data they cannot take
             raise BusinessError(FAILED, (
                 f"model {data.model_id!r} version {data.model_version} failed to score rows {first_row + 1} to "
@@ -442,7 +482,8 @@ TOPIC = Topic(
     name="run-metrics-job",
     input_model=MetricsJobInput,
     output_model=MetricsJobOutput,
-    build_handler=lambda: make_handler(load(MlflowSettings), data_roots=load(DataSettings)),
+    build_handler=lambda: make_handler(load(MlflowSettings), data_roots=load(DataSettings),
+                                       inventory_file=load(RuntimeSettings).file),
     description="score labelled data with a model version, record its metrics as an MLflow run",
     bpmn_errors=(
         BpmnError("TEST_JOB_FAILED", "the job cannot score or measure: unreadable data, model not loadable, a monitor "

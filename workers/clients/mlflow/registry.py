@@ -11,6 +11,7 @@ so several registries can live in one process. MLflow errors become :class:`Mode
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -154,6 +155,8 @@ class LoadedModel:
     version: str
     flavor: Literal["sklearn", "pyfunc"]
     model: Any = field(repr=False)
+    path: Path | None = field(default=None, repr=False, compare=False)
+    """The downloaded model folder (while the block of :meth:`ModelRegistry.loaded_model` runs)."""
 
 
 class ModelRegistry:
@@ -250,7 +253,7 @@ class ModelRegistry:
             except ResourceNotFound as exc:
                 raise ModelNotLoadable(exc.message) from exc
             try:
-                loaded = _load_flavor(name, str(version), str(local))
+                loaded = dataclasses.replace(_load_flavor(name, str(version), str(local)), path=local)
             except Exception as exc:  # a broken model raises anything: pickle, import, MLflow errors
                 raise ModelNotLoadable(f"{what} cannot be loaded: {type(exc).__name__}: {exc}") from exc
             yield loaded
