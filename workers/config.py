@@ -28,6 +28,7 @@ __all__ = [
     "DataSettings",
     "DecisionSettings",
     "EngineSettings",
+    "ExporterSettings",
     "FleetSettings",
     "JiraSettings",
     "LogSettings",
@@ -239,6 +240,16 @@ class BridgeSettings(Settings):
     resolved_message: str = Field(TICKET_RESOLVED, description="message sent when a ticket is resolved")
     deploy_process: str = Field(DEPLOY_PROCESS, description="key of the process the start message starts")
     max_clock_skew_s: float = Field(300.0, gt=0, description="oldest (or newest) MLflow delivery accepted")
+
+
+class ExporterSettings(Settings):
+    """`mlc exporter`: Prometheus metrics of the engine's backlog, incidents and outcomes (``MLC_EXPORTER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_EXPORTER_")
+
+    host: str = Field("127.0.0.1", description="address /metrics is served on (0.0.0.0: every address)")
+    port: int = Field(9490, ge=0, le=65535, description="port of /metrics; 0 picks a free one")
+    cache_s: float = Field(5.0, ge=0, description="how long one reading of the engine answers scrapes")
 
 
 class S3Settings(Settings):
