@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.support import finished_instance, topic_workers, wait_for
 from workers.config import ExporterSettings, MlflowSettings
 from workers.engine import EngineClient
-from workers.fleet.exporter import ExporterServer
+from workers.fleet.exporter import EXPORTED_METRICS, ExporterServer
 from workers.fleet.history import parse_time
 from workers.fleet.local import run_back_test
 from workers.fleet.sample import register_sample_model
@@ -262,15 +262,19 @@ def metric_values(text: str) -> dict[str, dict[tuple, float]]:
 
 
 def test_the_exporter_serves_backlog_incidents_and_outcomes_as_the_engine_counts_them(engine, story,
-                                                                                     harness_process):
+                                                                                     harness_process,
+                                                                                     worker_engine_settings):
     topic = f"report-backlog-{uuid.uuid4().hex[:6]}"
     for name in ("ada", "grace"):  # two tasks no worker takes
         engine.start_process(harness_process, {"topicName": topic, "name": name})
-    server = ExporterServer(ExporterSettings(port=0, cache_s=0), engine).start()
-    try:
-        metrics = metric_values(requests.get(server.url, timeout=30).text)
-    finally:
-        server.stop()
+    # as the workers' engine user, as docker-compose runs it
+    with EngineClient(worker_engine_settings) as reader:
+        server = ExporterServer(ExporterSettings(port=0, cache_s=0), reader).start()
+        try:
+            metrics = metric_values(requests.get(server.url, timeout=60).text)
+        finally:
+            server.stop()
+    assert set(metrics) == set(EXPORTED_METRICS)
     assert metrics["mlc_engine_up"][()] == 1
     backlog = {dict(labels)["topic"]: value for labels, value in metrics["mlc_topic_backlog"].items()}
     assert backlog[topic] == 2
