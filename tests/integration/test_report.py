@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import finished_instance, topic_workers, wait_for
 from workers.config import ExporterSettings, MlflowSettings
+from workers.domain.kpis import format_duration
 from workers.engine import EngineClient
 from workers.fleet.exporter import EXPORTED_METRICS, ExporterServer
 from workers.fleet.history import parse_time
@@ -28,7 +30,7 @@ from workers.triggers.bridge import submit_model_version
 from workers.triggers.signals import ROLLBACK_MODEL, find_instance, send_signal, wait_for_outcome
 
 # the module fixture runs eight processes end to end: on a loaded machine that outlasts the 300 s default
-pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1500)]
 SERVICE = "report-service"
 TOPICS = ("get-model", "run-metrics-job", "evaluate-dmn", "send-notification", "create-jira", "check-jira-ticket",
           "inspect-model-version", "find-runtimes", "deploy-model", "record-deployments", "set-expiration-date",
@@ -36,14 +38,15 @@ TOPICS = ("get-model", "run-metrics-job", "evaluate-dmn", "send-notification", "
 
 
 @pytest.fixture(scope="module")
-def workers(engine_settings, mlflow_settings, jira_server, tmp_path_factory) -> Iterator[None]:
+def workers(engine_settings, mlflow_settings, jira_server, tmp_path_factory) -> Iterator[Path]:
+    """The topics' workers; yields a folder inside their data roots."""
     folder = tmp_path_factory.mktemp("report")
     runtimes = folder / "runtimes.yaml"
     runtimes.write_text(f"stages: [DEV]\nruntimes:\n  - {{name: report-batch, stage: DEV, service_tags: [{SERVICE}], "
                         "endpoints: []}\n")
     with topic_workers(folder / "workers", engine_settings, mlflow_settings, jira_server.url, topics=TOPICS,
                        MLC_RUNTIMES_FILE=str(runtimes)):
-        yield
+        yield folder
 
 
 @dataclass
@@ -82,7 +85,7 @@ def story(engine, workers, mlflow_settings, jira_server) -> Iterator[Story]:
     passed = back_test(engine, sample.name)
     failed = back_test(engine, sample.name, input_file=sample.drifted_data_uri)
     for instance in (passed, failed):
-        finished_instance(engine, instance, timeout_s=180)
+        finished_instance(engine, instance, timeout_s=300)
 
     reviewed = new_version(mlflow_settings, sample.name, sample.version, jira="true")
     reviewed_deploy = submit_model_version(engine, sample.name, reviewed)["id"]
@@ -90,19 +93,20 @@ def story(engine, workers, mlflow_settings, jira_server) -> Iterator[Story]:
     timer = wait_for(lambda: engine.get("/job", processInstanceId=wait["id"], timers="true"), timeout_s=30)[0]
     jira_server.transition(wait["businessKey"], "Done")  # the reviewer approves
     engine.post(f"/job/{timer['id']}/execute")  # the wait's poll looks at the ticket
-    assert finished_instance(engine, reviewed_deploy, timeout_s=180)["endActivityId"] == "model-deployed"
+    assert finished_instance(engine, reviewed_deploy, timeout_s=300)["endActivityId"] == "model-deployed"
 
     second = new_version(mlflow_settings, sample.name, sample.version)
     second_deploy = submit_model_version(engine, sample.name, second)["id"]
-    assert finished_instance(engine, second_deploy, timeout_s=180)["endActivityId"] == "model-deployed"
+    assert finished_instance(engine, second_deploy, timeout_s=300)["endActivityId"] == "model-deployed"
 
     request = send_signal(engine, ROLLBACK_MODEL, {"MODEL_ID": sample.name, "REASON": "report test"})
-    outcome = wait_for_outcome(engine, request, 180, details=("NOTIFICATION_MESSAGE",))
+    outcome = wait_for_outcome(engine, request, 300, details=("NOTIFICATION_MESSAGE",))
     assert outcome["end_id"] == "rolled-back", outcome["summary"]
 
-    jira_server.inject_faults(400, 1)  # Jira refuses the next ticket: an incident on create-jira
-    stuck = back_test(engine, sample.name, input_file=sample.drifted_data_uri)
-    wait_for(lambda: engine.get("/incident", processInstanceId=stuck), timeout_s=180)
+    # a back test on a file that is not there opens a review ticket, which Jira refuses: an incident on create-jira
+    jira_server.inject_faults(400, 1)
+    stuck = back_test(engine, sample.name, input_file=str(workers / "nowhere.csv"))
+    wait_for(lambda: engine.get("/incident", processInstanceId=stuck), timeout_s=300)
     try:
         yield Story(sample.name, sample.version, reviewed, second, passed, failed, reviewed_deploy, wait["id"],
                     second_deploy, outcome["instance"], stuck)
@@ -156,7 +160,7 @@ def test_mlc_report_prints_every_key_figure_of_the_model(engine, story, mlflow_s
     assert lead[:3] == [story.model, "DEV", "2"]
     approval = sections["Approval lead time (ticket opened -> decided)"].splitlines()[1].split()
     assert approval[:6] == [story.model, "review", "1", "1", "0", "0"]
-    assert approval[6] == f"{numbers['approval']:.1f}s"
+    assert approval[6:] == format_duration(numbers["approval"]).split() * 2  # median and max of one ticket
     back_tests = sections["Back tests"].splitlines()
     assert back_tests[-1].split() == ["all", "1", "1", "0", "50%"]  # the stuck one has not ended
     deployments = sections["Deployments and rollbacks"].splitlines()[1].split()
@@ -239,7 +243,6 @@ def test_the_audit_trail_lists_a_version_s_life_in_order(engine, story, mlflow_s
     assert "moved to Done: approved" in decided.what
     stuck = [e.kind for e in events if e.instance == story.stuck]  # the back test after the rollback, on it
     assert stuck[:1] == ["run-started"] and "incident" in stuck and "run-ended" not in stuck
-    assert all(e.version == story.reviewed for e in events)
 
     first = EngineHistory(engine, ModelRegistry(mlflow_settings)).audit(story.model, story.first)
     tests = [e.what for e in first if e.kind == "test"]
@@ -267,6 +270,7 @@ def test_the_exporter_serves_backlog_incidents_and_outcomes_as_the_engine_counts
     topic = f"report-backlog-{uuid.uuid4().hex[:6]}"
     for name in ("ada", "grace"):  # two tasks no worker takes
         engine.start_process(harness_process, {"topicName": topic, "name": name})
+    wait_for(lambda: engine.get("/external-task/count", topicName=topic)["count"] == 2, timeout_s=30)
     # as the workers' engine user, as docker-compose runs it
     with EngineClient(worker_engine_settings) as reader:
         server = ExporterServer(ExporterSettings(port=0, cache_s=0), reader).start()
@@ -281,9 +285,9 @@ def test_the_exporter_serves_backlog_incidents_and_outcomes_as_the_engine_counts
     assert {"promote-stage", "create-jira", "run-metrics-job"} <= set(backlog)  # every topic, 0 included
 
     incidents = metrics["mlc_incidents_open"]
-    key = (("activity", "ticket-test-failed"), ("process", "run-back-test"), ("topic", "create-jira"))
+    key = (("activity", "ticket-job-failed"), ("process", "run-back-test"), ("topic", "create-jira"))
     assert incidents[key] == len(engine.get("/incident", processDefinitionKey="run-back-test",
-                                            activityId="ticket-test-failed")) >= 1
+                                            activityId="ticket-job-failed")) >= 1
     outcomes = metrics["mlc_process_outcomes"]
     for process, end in (("run-back-test", "back-test-passed"), ("run-back-test", "back-test-failed"),
                          ("rollback-model", "rolled-back"), ("deploy-with-run-test-and-jira", "model-deployed")):
