@@ -153,7 +153,9 @@ class EngineHistory:
             for entry in self._pages("/history/variable-instance", {"processInstanceIdIn": chunk,
                                                                      "variableNameIn": list(names)},
                                      deserializeValues="false"):
-                if entry.get("activityInstanceId") in (entry["processInstanceId"], None):
+                # the process's own variables belong to its execution; a step's local ones to the step's
+                # (the activityInstanceId cannot tell: the process's execution runs the steps with no scope)
+                if entry.get("executionId") in (entry["processInstanceId"], None):
                     found[entry["processInstanceId"]][entry["name"]] = _value(entry)
         return found
 
@@ -216,14 +218,14 @@ class EngineHistory:
     def _updates(self, instance_id: str, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Every update of the instance's variables (``names`` only, when given), oldest first: ``name``,
         ``value``, ``at`` and ``local`` (a variable of one step rather than of the process)."""
-        scopes = {entry["id"]: entry.get("activityInstanceId") for entry in self.engine.get(
+        scopes = {entry["id"]: entry.get("executionId") for entry in self.engine.get(
             "/history/variable-instance", processInstanceId=instance_id, deserializeValues="false") or []}
         updates = []
         for entry in self._pages("/history/detail", processInstanceId=instance_id, variableUpdates="true",
                                  deserializeValues="false", sortBy="time", sortOrder="asc"):
             if names is not None and entry.get("variableName") not in names:
                 continue
-            scope = scopes.get(entry.get("variableInstanceId"))
+            scope = scopes.get(entry.get("variableInstanceId"), entry.get("executionId"))
             updates.append({"name": entry["variableName"], "value": _value(entry), "at": parse_time(entry["time"]),
                             "local": scope not in (instance_id, None)})
         return updates
