@@ -203,9 +203,15 @@ def run_report(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mlc: {exc}", file=sys.stderr)
         return 2
-    with history.engine:
-        report = history.kpis(since, args.model)
-        audit = history.audit(args.model, since=since) if args.model and args.html else None
+    from workers.clients.mlflow.registry import RegistryError
+
+    try:
+        with history.engine:
+            report = history.kpis(since, args.model)
+            audit = history.audit(args.model, since=since) if args.model and args.html else None
+    except RegistryError as exc:
+        print(f"mlc: MLflow: {exc}", file=sys.stderr)
+        return 1
     print(format_kpis(report))
     if args.html:
         from workers.fleet.report_html import write_html
@@ -226,8 +232,14 @@ def run_audit(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mlc: {exc}", file=sys.stderr)
         return 2
-    with history.engine:
-        events = history.audit(args.model_id, args.version, since)
+    from workers.clients.mlflow.registry import RegistryError
+
+    try:
+        with history.engine:
+            events = history.audit(args.model_id, args.version, since)
+    except RegistryError as exc:
+        print(f"mlc: MLflow: {exc}", file=sys.stderr)
+        return 1
     if not events:
         print(f"mlc: no history of model {args.model_id!r}" + (f" version {args.version}" if args.version else ""),
               file=sys.stderr)

@@ -1,6 +1,6 @@
-"""The exporter without an engine, the definitions it reads topics from, and the Grafana dashboard on its metrics.
+"""The report's and the exporter's parts that need no engine, and the Grafana dashboard on the exporter's metrics.
 
-Its values on a real engine: tests/integration/test_report.py.
+Their values on a real engine: tests/integration/test_report.py.
 """
 
 from __future__ import annotations
@@ -87,3 +87,11 @@ def test_the_dashboard_is_a_grafana_model_whose_queries_read_only_exported_metri
     assert {"mlc_topic_backlog", "mlc_incidents_open", "mlc_process_outcomes"} <= read
     assert metrics_named('sum by (topic) (rate(mlc_topic_backlog{topic="x"}[5m])) or vector(0)') == {
         "mlc_topic_backlog"}
+
+
+@pytest.mark.parametrize("command", [["report", "--since", "yesterday"], ["audit", "m", "--since", "soon"]])
+def test_report_and_audit_refuse_a_since_they_cannot_read(command, capsys):
+    from workers.cli import main
+
+    assert main(command) == 2
+    assert "give a duration such as 30m, 12h, 7d or 2w" in capsys.readouterr().err
