@@ -100,7 +100,7 @@ def story(engine, workers, mlflow_settings, jira_server) -> Iterator[Story]:
     assert finished_instance(engine, second_deploy, timeout_s=300)["endActivityId"] == "model-deployed"
 
     request = send_signal(engine, ROLLBACK_MODEL, {"MODEL_ID": sample.name, "REASON": "report test"})
-    outcome = wait_for_outcome(engine, request, 300, details=("NOTIFICATION_MESSAGE",))
+    outcome = wait_for_outcome(engine, request, 600, details=("NOTIFICATION_MESSAGE",))
     assert outcome["end_id"] == "rolled-back", outcome["summary"]
 
     # a back test on a file that is not there opens a review ticket, which Jira refuses: an incident on create-jira

@@ -76,9 +76,9 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def _value(entry: Mapping[str, Any]) -> Any:
-    """A history variable's value; Json variables (serialized, not deserialized) decoded."""
+    """A history variable's (``type``) or update's (``variableType``) value; Json ones (serialized) decoded."""
     value = entry.get("value")
-    if entry.get("type") in ("Json", "Object") and isinstance(value, str):
+    if (entry.get("type") or entry.get("variableType")) in ("Json", "Object") and isinstance(value, str):
         try:
             return json.loads(value)
         except ValueError:
