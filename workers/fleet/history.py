@@ -86,6 +86,16 @@ def _value(entry: Mapping[str, Any]) -> Any:
     return value
 
 
+def _records(value: Any) -> list[dict[str, Any]]:
+    """``DEPLOYMENTS`` as a list of records, whether the history gave it decoded or as its JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return [record for record in value if isinstance(record, dict)] if isinstance(value, list) else []
+
+
 class EngineHistory:
     """Reads one engine's history (and, for registrations, one MLflow registry)."""
 
@@ -204,14 +214,18 @@ class EngineHistory:
         for run in runs:
             if run.process not in (DEPLOY, ROLLBACK) or "DEPLOYMENTS" not in run.variables or run.model is None:
                 continue
-            for update in self._updates(run.id, ("DEPLOYMENTS",)):
-                records = update["value"] if isinstance(update["value"], list) else []
+            updates = [(u["at"], _records(u["value"])) for u in self._updates(run.id, ("DEPLOYMENTS",))]
+            if not any(records for _, records in updates):  # no update readable: the last value, at its since
+                records = _records(run.variables["DEPLOYMENTS"])
+                since = [parse_time(str(r["since"])) for r in records if r.get("since")]
+                updates = [(min(since), records)] if since else []
+            for at, records in updates:
                 by_stage: dict[tuple[str, str], list[str]] = defaultdict(list)
                 for record in records:
                     by_stage[(str(record.get("version")), str(record.get("stage")))].append(str(record["runtime"]))
                 for (version, stage), runtimes in by_stage.items():
                     found.append(StageDeployment(model=run.model, version=version, stage=stage,
-                                                 runtimes=tuple(sorted(runtimes)), at=update["at"], instance=run.id,
+                                                 runtimes=tuple(sorted(runtimes)), at=at, instance=run.id,
                                                  rollback=run.process == ROLLBACK))
         return found
 
@@ -335,12 +349,18 @@ class EngineHistory:
                                "rejection": "to be tested again"}.get(wait.kind, "decided")
                     events.append(event(wait.resolved, "ticket-decided",
                                         f"{wait.kind} ticket {value} moved to {wait.status}: {verdict}"))
-            elif name == "DEPLOYMENTS" and isinstance(value, list):
-                for record in value:
+            elif name == "DEPLOYMENTS":
+                for record in _records(value):
                     kind = "rolled-back" if run.process == ROLLBACK else "deployed"
                     events.append(event(at, kind, f"version {record.get('version')} in service on "
                                                   f"{record.get('runtime')} ({record.get('stage')}, "
                                                   f"{record.get('mode')})", str(record.get("version"))))
+        kind = "rolled-back" if run.process == ROLLBACK else "deployed"
+        if "DEPLOYMENTS" in run.variables and not any(e.kind == kind for e in events):
+            for record in _records(run.variables["DEPLOYMENTS"]):  # no update readable: the last value
+                events.append(event(parse_time(str(record.get("since"))) or run.started, kind,
+                                    f"version {record.get('version')} in service on {record.get('runtime')} "
+                                    f"({record.get('stage')}, {record.get('mode')})", str(record.get("version"))))
         if run.ended is not None:
             detail = next((str(run.variables[name]) for name in ("NOTIFICATION_MESSAGE", "ERROR_MESSAGE",
                                                                  "TEST_RESULT_MESSAGE") if run.variables.get(name)),
