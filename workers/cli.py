@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from workers.config import ConfigurationError, EngineSettings, FleetSettings, LogSettings, WorkerSettings, load
 from workers.engine import EngineClient, EngineError
@@ -14,6 +15,11 @@ from workers.fleet.secrets import operator_credentials
 from workers.harness.serve import serve
 from workers.logs import configure_logging
 from workers.topics import TOPICS
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from workers.fleet.history import EngineHistory
 
 __all__ = ["main"]
 
@@ -213,6 +219,78 @@ def run_watch(args: argparse.Namespace) -> int:
                          load(S3Settings))
 
 
+def _history(args: argparse.Namespace) -> tuple[EngineHistory, datetime | None]:
+    """The engine's history (and MLflow's registry) and the ``--since`` of ``args``; ``ValueError`` on a bad one."""
+    from workers.clients.mlflow.registry import ModelRegistry
+    from workers.config import MlflowSettings
+    from workers.fleet.history import EngineHistory, parse_since
+
+    since = parse_since(args.since) if args.since else None
+    return EngineHistory(engine_client(), ModelRegistry(load(MlflowSettings))), since
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from workers.domain.kpis import format_kpis
+
+    try:
+        history, since = _history(args)
+    except ValueError as exc:
+        print(f"mlc: {exc}", file=sys.stderr)
+        return 2
+    from workers.clients.mlflow.registry import RegistryError
+
+    try:
+        with history.engine:
+            report = history.kpis(since, args.model)
+            audit = history.audit(args.model, since=since) if args.model and args.html else None
+    except RegistryError as exc:
+        print(f"mlc: MLflow: {exc}", file=sys.stderr)
+        return 1
+    print(format_kpis(report))
+    if args.html:
+        from workers.fleet.report_html import write_html
+
+        try:
+            print(f"\nHTML report written to {write_html(Path(args.html), report, audit)}")
+        except RuntimeError as exc:
+            print(f"mlc: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    from workers.domain.audit import format_audit
+
+    try:
+        history, since = _history(args)
+    except ValueError as exc:
+        print(f"mlc: {exc}", file=sys.stderr)
+        return 2
+    from workers.clients.mlflow.registry import RegistryError
+
+    try:
+        with history.engine:
+            events = history.audit(args.model_id, args.version, since)
+    except RegistryError as exc:
+        print(f"mlc: MLflow: {exc}", file=sys.stderr)
+        return 1
+    if not events:
+        print(f"mlc: no history of model {args.model_id!r}" + (f" version {args.version}" if args.version else ""),
+              file=sys.stderr)
+        return 1
+    print(format_audit(events))
+    return 0
+
+
+def run_exporter(args: argparse.Namespace) -> int:
+    from workers.config import ExporterSettings
+    from workers.fleet.exporter import serve_exporter
+    from workers.fleet.secrets import operator_credentials
+
+    engine = operator_credentials(load(EngineSettings), load(FleetSettings).home)
+    return serve_exporter(load(ExporterSettings), engine)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlc", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -277,6 +355,24 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="where a model's versions are deployed (batch or online, since)")
     status.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
     status.set_defaults(run=run_status)
+
+    report = commands.add_parser("report", help="KPIs from the engine's history and MLflow: time to stage, "
+                                                "approval lead time, back tests, deployments, incidents")
+    report.add_argument("--since", help="only what started since: 30m, 12h, 7d, 2w or an ISO date (default: all)")
+    report.add_argument("--model", help="one model only (its audit trail goes into the HTML report)")
+    report.add_argument("--html", metavar="FILE", help="also write an HTML report with plots to FILE")
+    report.set_defaults(run=run_report)
+
+    audit = commands.add_parser("audit", help="a model's audit trail: every run, decision, ticket and deployment, "
+                                              "in order")
+    audit.add_argument("model_id", metavar="MODEL_ID", help="registered model name")
+    audit.add_argument("--version", help="one version only")
+    audit.add_argument("--since", help="only what happened since: 30m, 12h, 7d, 2w or an ISO date")
+    audit.set_defaults(run=run_audit)
+
+    exporter = commands.add_parser("exporter", help="serve Prometheus /metrics read from the engine "
+                                                    "(MLC_EXPORTER_HOST/PORT)")
+    exporter.set_defaults(run=run_exporter)
 
     bridge = commands.add_parser("bridge", help="serve the event bridge (MLflow and Jira webhooks)")
     bridge.set_defaults(run=run_bridge)

@@ -30,6 +30,7 @@ __all__ = [
     "DataSettings",
     "DecisionSettings",
     "EngineSettings",
+    "ExporterSettings",
     "FleetSettings",
     "JiraSettings",
     "LogSettings",
@@ -292,6 +293,16 @@ class WatchSettings(Settings):
     sqs_endpoint_url: str | None = Field(None, description="SQS endpoint; none: the S3 endpoint (S3Settings), "
                                                            "else AWS")
     poll_s: float = Field(1.0, gt=0, description="how often pending files are looked at (and SQS long-polled)")
+
+
+class ExporterSettings(Settings):
+    """`mlc exporter`: Prometheus metrics of the engine's backlog, incidents and outcomes (``MLC_EXPORTER_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLC_EXPORTER_")
+
+    host: str = Field("127.0.0.1", description="address /metrics is served on (0.0.0.0: every address)")
+    port: int = Field(9490, ge=0, le=65535, description="port of /metrics; 0 picks a free one")
+    cache_s: float = Field(5.0, ge=0, description="how long one reading of the engine answers scrapes")
 
 
 class S3Settings(Settings):
