@@ -108,8 +108,8 @@ class Result:
     two_nodes_tps: float
     tasks: int
     workers: int
-    same_node_pickup_s: float
-    cross_node_pickup_s: float
+    same_node_pickup_s: float | None  # None: not measured (--pickups 0)
+    cross_node_pickup_s: float | None
 
     def line(self) -> str:
         return json.dumps({name: round(value, 3) if isinstance(value, float) else value
@@ -198,9 +198,10 @@ def run_benchmark(nodes: list[EngineSettings], options: Options, report: Callabl
             report(f"round {round_ + 1}: one node {one[-1]:.0f} tasks/s, two nodes {two[-1]:.0f} tasks/s")
         same = [pickup_seconds(nodes[0], clients[0], options) for _ in range(options.pickups)]
         cross = [pickup_seconds(nodes[1], clients[0], options) for _ in range(options.pickups)]
-        report(f"pickup by a waiting poll: same node {same}, other node {cross} (s)")
+        if options.pickups:
+            report(f"pickup by a waiting poll: same node {same}, other node {cross} (s)")
     return Result(statistics.median(one), statistics.median(two), options.tasks, options.workers,
-                  statistics.median(same), statistics.median(cross))
+                  statistics.median(same) if same else None, statistics.median(cross) if cross else None)
 
 
 # -- the cluster -----------------------------------------------------------------------------------------
@@ -275,7 +276,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-tasks", type=int, default=Options.max_tasks, help="each loop's max_tasks")
     parser.add_argument("--warmup", type=int, default=Options.warmup, help="untimed tasks through each node first")
     parser.add_argument("--rounds", type=int, default=Options.rounds, help="one node then two, this many times")
-    parser.add_argument("--pickups", type=int, default=Options.pickups, help="samples of each pickup delay")
+    parser.add_argument("--pickups", type=int, default=Options.pickups,
+                        help="samples of each pickup delay (0: none)")
     parser.add_argument("--poll", type=float, default=Options.poll_s, help="long-poll seconds of the pickup probe")
     parser.add_argument("--timeout", type=float, default=Options.timeout_s, help="seconds a measurement may take")
     parser.add_argument("--stall-timeout", type=float, default=Options.stall_s,
@@ -283,12 +285,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-url", help="JDBC URL of an empty PostgreSQL database instead of a server of its own")
     parser.add_argument("--db-user", default="mlc", help="its user (password: MLC_ENGINE_DB_PASSWORD)")
     args = parser.parse_args(argv)
-    for name in ("tasks", "workers", "max_tasks", "rounds", "pickups"):
+    for name in ("tasks", "workers", "max_tasks", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
-    if args.poll <= 35:
+    if args.warmup < 0 or args.pickups < 0:
+        parser.error("--warmup and --pickups must not be negative")
+    if args.pickups and args.poll <= 35:
         parser.error("--poll must be longer than 35 s: the other node looks for tasks every 30 s")
     return args
 
@@ -301,8 +303,9 @@ def table(result: Result) -> str:
     return "\n".join([
         f"{'one node':<28}{result.one_node_tps:>10.0f} tasks/s",
         f"{'two nodes':<28}{result.two_nodes_tps:>10.0f} tasks/s",
-        f"{'pickup, same node':<28}{result.same_node_pickup_s:>10.2f} s",
-        f"{'pickup, other node':<28}{result.cross_node_pickup_s:>10.2f} s",
+        *(f"{what:<28}{seconds:>10.2f} s" for what, seconds in (("pickup, same node", result.same_node_pickup_s),
+                                                                ("pickup, other node", result.cross_node_pickup_s))
+          if seconds is not None),
         f"({result.tasks} tasks, {result.workers} workers)",
     ])
 

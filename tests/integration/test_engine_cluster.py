@@ -13,6 +13,7 @@ finishes the work. The heaviest test of the suite: select it with ``-m cluster``
 from __future__ import annotations
 
 import collections
+import json
 import signal
 import threading
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import pytest
 from mlflow import MlflowClient
 from pydantic import SecretStr
 
+from benchmarks import cluster_throughput
 from tests.conftest import FIXTURES, REPO, free_port
 from tests.support import finished_instance, running_loop, topic_workers, variables_of, wait_for
 from workers import TaskContext, TaskInput, TaskOutput, Topic
@@ -126,6 +128,16 @@ def test_two_nodes_started_at_once_set_up_the_database_and_deploy_bpmn_once(clus
             assert engine.get("/process-definition/count")["count"] == len(versions)
 
 
+def test_the_cluster_benchmark_measures_one_node_and_two(cluster):
+    options = cluster_throughput.Options(tasks=40, workers=2, max_tasks=4, warmup=0, pickups=0, timeout_s=120,
+                                         stall_s=60)
+    line = json.loads(cluster_throughput.run_benchmark(cluster.operator, options).line())
+    assert set(line) == {"one_node_tps", "two_nodes_tps", "tasks", "workers", "same_node_pickup_s",
+                         "cross_node_pickup_s"}
+    assert line["one_node_tps"] > 0 and line["two_nodes_tps"] > 0 and line["tasks"] == 40
+    assert line["same_node_pickup_s"] is None  # not asked for: each sample on the other node takes up to 30 s
+
+
 class Nothing(TaskInput):
     pass
 
@@ -195,14 +207,11 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
             "TAG": SERVICE, "MODEL_STAGE": "DEV", "INPUT_FILE": str(home / "input.csv"),
             "OUTPUT_FILE": str(home / f"scores-{n}.csv")}) for n in range(BATCH_JOBS)]
 
-        def timers_fired_by(node: str) -> list[dict]:
-            return survivor.get("/history/job-log", processDefinitionKey="cluster-check", successLog="true",
-                                hostname=node)
-
-        wait_for(lambda: recorder.count() >= INSTANCES // 3 and timers_fired_by("node-0"), timeout_s=120,
-                 interval_s=0.2)
+        wait_for(lambda: recorder.count() >= INSTANCES // 3, timeout_s=120, interval_s=0.05)
         cluster.kill(0)
         handled_at_kill = recorder.count()
+        fired_at_kill = survivor.get("/history/job-log/count", processDefinitionKey="cluster-check",
+                                     successLog="true")["count"]
 
         done = wait_for(lambda: survivor.get("/history/process-instance/count", processDefinitionKey="cluster-check",
                                              finished="true")["count"] == INSTANCES, timeout_s=150, interval_s=0.5)
@@ -210,6 +219,7 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
         batch_ends = [finished_instance(survivor, batch, timeout_s=120) for batch in batches]
 
     assert done and handled_at_kill < 2 * INSTANCES, "the node was killed after the work, not midway"
+    assert fired_at_kill < INSTANCES, "every timer had fired before the kill: none was left for node 1"
     homed_on_0 = {loop.settings.id for loop in loops if loop.client.nodes.home == cluster.node_url(0)}
     assert homed_on_0 & set(recorder.workers_in_turn[handled_at_kill:]), "node 0's workers did not move on"
     for topic, tasks in recorder.handled.items():
@@ -225,7 +235,8 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
     fired = [entry["jobId"] for entry in timers if entry["successLog"]]
     assert len(created) == len(set(created)) == INSTANCES
     assert sorted(fired) == sorted(created), "a timer fired twice, or never"
-    assert {entry["hostname"] for entry in timers if entry["successLog"]} == {"node-0", "node-1"}
+    firing_nodes = {entry["hostname"] for entry in timers if entry["successLog"]}
+    assert "node-1" in firing_nodes and firing_nodes <= {"node-0", "node-1"}, firing_nodes
     assert [entry["hostname"] for entry in timers if entry["failureLog"]] == []
 
     assert [end["endActivityId"] for end in batch_ends] == ["batch-job-done"] * BATCH_JOBS, [

@@ -138,9 +138,10 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         "PYTHONPATH": str(REPO),
         **environment,
     }
-    # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds
+    # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds;
+    # from a block at random: another test session on this machine may pick its block from the start of the range
     chosen = sorted(topics or TOPICS)
-    base_port = free_port_block(len(chosen))
+    base_port = free_port_block(len(chosen), start=20_000 + len(TOPICS) * random.randrange(400))
     processes = [worker_process(topic, fleet, base_port + index, env) for index, topic in enumerate(chosen)]
     try:
         for process in processes:
