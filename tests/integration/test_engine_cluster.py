@@ -1,7 +1,7 @@
 """The engine as a homogeneous Camunda 7 cluster: two nodes from the fleet's jar on one PostgreSQL
 server (started for this module), started at the same moment, with workers spread over both.
 
-Lightweight instances (``tests/fixtures/cluster-check.bpmn``: an external task, a one-second timer,
+Lightweight instances (``tests/fixtures/cluster-check.bpmn``: an external task, a timer of 1 to 10 s,
 a second external task, on topics of this module's own, handled by task loops that record every task
 id) carry the exactly-once, timer and kill checks; twenty Run Batch Model Job instances on the
 sample's fixtures go through the real process and the real workers (their own processes) beside
@@ -189,37 +189,41 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
         stack.enter_context(topic_workers(
             home / "workers", cluster.workers, mlflow_settings, jira_server.url, topics=BATCH_TOPICS,
             MLC_ENGINE_NODES=cluster.workers.nodes[0], MLC_RUNTIMES_FILE=str(runtimes),
-            MLC_WORKER_LOCK_DURATION_MS="5000", MLC_WORKER_ASYNC_RESPONSE_TIMEOUT_MS="2000"))
+            MLC_WORKER_LOCK_DURATION_MS="20000", MLC_WORKER_ASYNC_RESPONSE_TIMEOUT_MS="2000"))
+        batch_requests = [send_signal(operators[n % 2], DEPLOYED_BATCH_JOB, {
+            "TAG": SERVICE, "MODEL_STAGE": "DEV", "INPUT_FILE": str(home / "input.csv"),
+            "OUTPUT_FILE": str(home / f"scores-{n}.csv")}) for n in range(BATCH_JOBS)]
+        with ThreadPoolExecutor(8) as pool:  # through both nodes; their work starts with the loops below
+            instances = list(pool.map(
+                lambda n: operators[n % 2].start_process("cluster-check", {
+                    "workTopic": "cluster-work", "reportTopic": "cluster-report", "delay": f"PT{1 + n % 10}S"})["id"],
+                range(INSTANCES)))
         loops = [stack.enter_context(running_loop(recorder.topic(topic), cluster.workers, id=worker, max_tasks=8,
-                                                  lock_duration_ms=5000, async_response_timeout_ms=2000))
+                                                  lock_duration_ms=15_000, async_response_timeout_ms=2000))
                  for topic in recorder.handled
                  for node in (0, 1)
                  for worker in worker_ids(cluster.workers, cluster.node_url(node), 2)]
         assert sorted(loop.client.nodes.home for loop in loops) == sorted([cluster.node_url(0),
                                                                            cluster.node_url(1)] * 4)
 
-        with ThreadPoolExecutor(8) as pool:
-            instances = list(pool.map(
-                lambda n: operators[n % 2].start_process(
-                    "cluster-check", {"workTopic": "cluster-work", "reportTopic": "cluster-report"})["id"],
-                range(INSTANCES)))
-        batch_requests = [send_signal(operators[n % 2], DEPLOYED_BATCH_JOB, {
-            "TAG": SERVICE, "MODEL_STAGE": "DEV", "INPUT_FILE": str(home / "input.csv"),
-            "OUTPUT_FILE": str(home / f"scores-{n}.csv")}) for n in range(BATCH_JOBS)]
+        def timers_fired() -> int:
+            return survivor.get("/history/job-log/count", processDefinitionKey="cluster-check",
+                                successLog="true")["count"]
 
-        wait_for(lambda: recorder.count() >= INSTANCES // 3, timeout_s=120, interval_s=0.05)
+        # midway: the first timers have fired (1 to 10 s after their work), most are still to come
+        wait_for(lambda: recorder.count() >= INSTANCES // 3 and timers_fired(), timeout_s=120, interval_s=0.05)
         cluster.kill(0)
-        handled_at_kill = recorder.count()
-        fired_at_kill = survivor.get("/history/job-log/count", processDefinitionKey="cluster-check",
-                                     successLog="true")["count"]
+        handled_at_kill, fired_at_kill = recorder.count(), timers_fired()
+        print(f"node 0 killed after {handled_at_kill} tasks and {fired_at_kill} timers")
 
         done = wait_for(lambda: survivor.get("/history/process-instance/count", processDefinitionKey="cluster-check",
                                              finished="true")["count"] == INSTANCES, timeout_s=150, interval_s=0.5)
+        print(f"{INSTANCES} instances finished, {recorder.count()} tasks handled")
         batches = [wait_for(lambda r=r: find_instance(survivor, r), timeout_s=30)["id"] for r in batch_requests]
         batch_ends = [finished_instance(survivor, batch, timeout_s=120) for batch in batches]
 
-    assert done and handled_at_kill < 2 * INSTANCES, "the node was killed after the work, not midway"
-    assert fired_at_kill < INSTANCES, "every timer had fired before the kill: none was left for node 1"
+    assert done and handled_at_kill < 2 * INSTANCES and fired_at_kill < INSTANCES, (
+        f"the node was killed after the work, not midway: {handled_at_kill} tasks, {fired_at_kill} timers")
     homed_on_0 = {loop.settings.id for loop in loops if loop.client.nodes.home == cluster.node_url(0)}
     assert homed_on_0 & set(recorder.workers_in_turn[handled_at_kill:]), "node 0's workers did not move on"
     for topic, tasks in recorder.handled.items():
