@@ -38,7 +38,8 @@ from workers.fleet.processes import engine_process
 from workers.fleet.sample import register_sample_model
 from workers.triggers.signals import DEPLOYED_BATCH_JOB, find_instance, send_signal
 
-pytestmark = [pytest.mark.engine, pytest.mark.cluster]
+# the module starts two engines, MLflow and five workers: on a busy shared machine that alone can take 5 min
+pytestmark = [pytest.mark.engine, pytest.mark.cluster, pytest.mark.timeout(900)]
 
 INSTANCES = 300
 BATCH_JOBS = 20
