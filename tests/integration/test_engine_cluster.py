@@ -148,15 +148,23 @@ class Done(TaskOutput):
 
 
 class Recorder:
-    """Handlers of the two test topics recording every task they are handed, and by which worker."""
+    """Handlers of the two test topics recording every task they are handed, and by which worker.
 
-    def __init__(self) -> None:
+    Work tasks beyond the first ``hold_after`` wait for :attr:`released` (set once node 0 is killed), so
+    the kill comes midway by construction, not by a race: at most that many timers can have fired.
+    """
+
+    def __init__(self, hold_after: int) -> None:
+        self.hold_after = hold_after
+        self.released = threading.Event()
         self.handled: dict[str, list[tuple[str, str]]] = {"cluster-work": [], "cluster-report": []}
         self.workers_in_turn: list[str] = []
         self._lock = threading.Lock()
 
     def topic(self, name: str) -> Topic[Nothing, Done]:
         def handle(_: Nothing, task: TaskContext) -> Done:
+            if name == "cluster-work" and len(self.handled[name]) >= self.hold_after:
+                self.released.wait(120)
             with self._lock:
                 self.handled[name].append((task.task_id, task.worker_id))
                 self.workers_in_turn.append(task.worker_id)
@@ -185,7 +193,7 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
     operators = [EngineClient(settings) for settings in cluster.operator]
     survivor = operators[1]
     operators[0].deploy("cluster-check", {"cluster-check.bpmn": (FIXTURES / "cluster-check.bpmn").read_bytes()})
-    recorder = Recorder()
+    recorder = Recorder(hold_after=INSTANCES // 3)
     with ExitStack() as stack:
         stack.enter_context(topic_workers(
             home / "workers", cluster.workers, mlflow_settings, jira_server.url, topics=BATCH_TOPICS,
@@ -215,6 +223,7 @@ def test_work_spread_over_two_nodes_runs_once_and_survives_one_killed(cluster, b
         wait_for(lambda: recorder.count() >= INSTANCES // 3, timeout_s=120, interval_s=0.05)
         handled_at_kill, fired_at_kill = recorder.count(), timers_fired()
         cluster.kill(0)
+        recorder.released.set()
         print(f"node 0 killed after {handled_at_kill} tasks and {fired_at_kill} timers")
 
         done = wait_for(lambda: survivor.get("/history/process-instance/count", processDefinitionKey="cluster-check",
