@@ -159,3 +159,19 @@ def test_the_worker_image_installs_no_development_server_dependency():
     devserver_only = {"openapi-schema-validator", "jsonschema", "referencing"}
     assert devserver_only <= requirement_names("mlc-manager", ("devservers",))
     assert requirement_names("mlc-manager") & devserver_only == set()
+
+
+def test_the_cluster_profile_adds_a_second_node_and_a_proxy_in_front_of_both():
+    services = COMPOSE["services"]
+    engine, second, proxy = services["engine"], services["engine-2"], services["engine-proxy"]
+    assert second["profiles"] == proxy["profiles"] == ["cluster"] and "profiles" not in engine
+    assert second["image"] == engine["image"]
+    assert {**second["environment"], "MLC_ENGINE_NODE_NAME": "engine"} == engine["environment"]
+    assert second["environment"]["MLC_ENGINE_NODE_NAME"] != engine["environment"]["MLC_ENGINE_NODE_NAME"]
+    config = (REPO / "deploy/engine/haproxy.cfg").read_text()
+    servers = re.findall(r"^\s*server\s+(\S+)\s+(\S+):8080", config, re.MULTILINE)
+    assert servers == [("engine", "engine"), ("engine-2", "engine-2")]
+    assert "option httpchk GET /actuator/health/readiness" in config and "check" in config
+    assert any("haproxy.cfg" in volume for volume in proxy["volumes"])
+    worker_url = services["get-model"]["environment"]["MLC_ENGINE_URL"]
+    assert worker_url == "${MLC_ENGINE_URL:-http://engine:8080/engine-rest}"  # the proxy's URL in .env

@@ -109,6 +109,30 @@ class EngineSettings(Settings):
     user: str | None = Field(None, description="REST user when the engine requires basic authentication")
     password: SecretStr | None = Field(None, description="REST password (or MLC_ENGINE_PASSWORD_FILE)")
     request_timeout_s: float = Field(30.0, gt=0, description="timeout of one REST call, long polls excepted")
+    nodes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="the other nodes of an engine cluster (REST base URLs, by commas): clients spread over "
+                    "url and these, and move on from a node that refuses connections")
+    node_retry_s: float = Field(10.0, gt=0, description="how long a node that refused connections is passed over")
+
+    @field_validator("nodes", mode="before")
+    @classmethod
+    def _split_nodes(cls, value: Any) -> Any:
+        return _listed(value)
+
+    @field_validator("nodes")
+    @classmethod
+    def _node_urls(cls, nodes: list[str]) -> list[str]:
+        for node in nodes:
+            parsed = urlparse(node)
+            if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                raise ValueError(f"{node!r} is not an http(s) URL of an engine's REST API")
+        return nodes
+
+    @property
+    def node_urls(self) -> list[str]:
+        """Every node of the engine: ``url`` first, then ``nodes``, each once, without a trailing slash."""
+        return list(dict.fromkeys(node.rstrip("/") for node in [self.url, *self.nodes]))
 
     @property
     def cockpit_url(self) -> str:

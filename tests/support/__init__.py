@@ -140,11 +140,12 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
         "PYTHONPATH": str(REPO),
         **environment,
     }
-    # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds
+    # ports below the ephemeral range: a port picked free at random may be a client's by the time a worker binds;
+    # from a block at random: another test session on this machine may pick its block from the start of the range
     chosen = set(topics or TOPICS)
     groups = {group: [topic for topic in members if topic in chosen] for group, members in GROUPS.items()}
     groups = {group: members for group, members in groups.items() if members}
-    base_port = free_port_block(len(groups))
+    base_port = free_port_block(len(groups), start=20_000 + len(TOPICS) * random.randrange(400))
     processes = [worker_process(group, fleet, base_port + index, env, topics=members)
                  for index, (group, members) in enumerate(groups.items())]
     try:

@@ -11,12 +11,19 @@ authentication settings, and adds what the library lacks:
 - errors typed by HTTP meaning (:mod:`workers.engine.errors`; the library raises a bare
   ``Exception`` with the status in its text), and tenacity retries when the engine is unreachable;
 - the few non-external-task calls the fleet makes: deployments, process starts, signals, messages
-  and read-only queries.
+  and read-only queries;
+- the nodes of an engine cluster (``EngineSettings.nodes``, :class:`_Nodes`): each client has a home
+  node picked by its worker id, so the replicas of a worker spread over the nodes; a call that cannot
+  connect marks its node down for ``node_retry_s`` and goes to the next node at once. One call, the
+  long poll too, goes to one node at a time.
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import time
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -39,6 +46,36 @@ RETRY_WHILE_UNAVAILABLE = tenacity.retry(
     stop=tenacity.stop_after_attempt(5),
     reraise=True,
 )
+
+
+class _Nodes:
+    """The nodes of one engine, in the order a client tries them: its home node first, then the ring.
+
+    A node that refused a connection is passed over until ``retry_s`` have gone by; when every node
+    is down they are all tried again, so a restarted cluster is found without waiting.
+    """
+
+    def __init__(self, urls: list[str], worker_id: str, retry_s: float) -> None:
+        self.urls = urls
+        self.retry_s = retry_s
+        home = zlib.crc32(worker_id.encode()) % len(urls)
+        self._ring = urls[home:] + urls[:home]
+        self._down_until = dict.fromkeys(urls, 0.0)
+        self._lock = threading.Lock()
+
+    @property
+    def home(self) -> str:
+        return self._ring[0]
+
+    def in_order(self) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            up = [url for url in self._ring if self._down_until[url] <= now]
+        return up or list(self._ring)
+
+    def mark_down(self, url: str) -> None:
+        with self._lock:
+            self._down_until[url] = time.monotonic() + self.retry_s
 
 
 class EngineClient(ExternalTaskClient):
@@ -65,16 +102,21 @@ class EngineClient(ExternalTaskClient):
             password = settings.password.get_secret_value() if settings.password else ""
             config["auth_basic"] = {"username": settings.user, "password": password}
         super().__init__(worker_id, settings.url.rstrip("/"), config)
-        self.base_url = settings.url.rstrip("/")
+        self.nodes = _Nodes(settings.node_urls, str(worker_id), settings.node_retry_s)
         self._session = requests.Session()
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update(self._get_headers())
         # read proxy and CA settings once: with trust_env, requests reads them (and .netrc) per call
-        self._session.proxies = requests.utils.get_environ_proxies(self.base_url)
+        self._session.proxies = requests.utils.get_environ_proxies(self.nodes.home)
         self._session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
         self._session.trust_env = False
+
+    @property
+    def base_url(self) -> str:
+        """The REST base URL of the node the next call goes to."""
+        return self.nodes.in_order()[0]
 
     def close(self) -> None:
         self._session.close()
@@ -88,13 +130,22 @@ class EngineClient(ExternalTaskClient):
     # -- transport -----------------------------------------------------------------------------
 
     def _send(self, method: str, path: str, *, timeout: float | None = None, **kwargs: Any) -> requests.Response:
-        url = f"{self.base_url}{path}"
-        try:
-            response = self._session.request(method, url, timeout=timeout or self.http_timeout_seconds, **kwargs)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise EngineUnavailable(f"{method} {url}: engine unreachable ({exc.__class__.__name__})") from exc
-        raise_for_engine_status(response)
-        return response
+        unreachable: EngineUnavailable | None = None
+        for node in self.nodes.in_order():
+            url = f"{node}{path}"
+            try:
+                response = self._session.request(method, url, timeout=timeout or self.http_timeout_seconds, **kwargs)
+            except requests.ConnectionError as exc:  # no connection, or it broke: the node is down, try the next
+                self.nodes.mark_down(node)
+                unreachable = EngineUnavailable(f"{method} {url}: engine unreachable ({exc.__class__.__name__})")
+                unreachable.__cause__ = exc
+                continue
+            except requests.Timeout as exc:  # connected, no answer in time: the call may still be running there
+                raise EngineUnavailable(f"{method} {url}: engine unreachable ({exc.__class__.__name__})") from exc
+            raise_for_engine_status(response)
+            return response
+        assert unreachable is not None
+        raise unreachable
 
     @RETRY_WHILE_UNAVAILABLE
     def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:

@@ -67,6 +67,12 @@ class ManagedProcess:
     popen: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> ManagedProcess:
+        self.launch()
+        self.wait_ready(timeout_s)
+        return self
+
+    def launch(self) -> ManagedProcess:
+        """Start the process without waiting for it to be ready (several at once: then :meth:`wait_ready`)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.popen = subprocess.Popen(
@@ -74,7 +80,6 @@ class ManagedProcess:
             env={**os.environ, **self.env}, start_new_session=True,
         )
         log.close()
-        self.wait_ready(timeout_s)
         return self
 
     def wait_ready(self, timeout_s: float) -> None:
