@@ -6,13 +6,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 JAR    := deploy/engine/target/mlc-engine.jar
+# the same engine built with Operaton from deploy/engine's sources (README "Operaton")
+OPERATON_JAR := deploy/engine-operaton/target/mlc-engine-operaton.jar
 
-.PHONY: up test setup engine venv lint lint-bpmn layout-bpmn browser clean
+.PHONY: up test setup engine engine-operaton venv lint lint-bpmn layout-bpmn browser clean
 
 up: setup
 	$(BIN)/mlc up
 
-test: setup lint browser
+test: setup engine-operaton lint browser
 	$(BIN)/python -m pytest
 
 lint: venv
@@ -30,6 +32,10 @@ $(VENV)/.installed: pyproject.toml
 engine: $(JAR)
 $(JAR): deploy/engine/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
 	mvn -B -q -f deploy/engine/pom.xml package -DskipTests
+
+engine-operaton: $(OPERATON_JAR)
+$(OPERATON_JAR): deploy/engine-operaton/pom.xml $(shell find deploy/engine/src -type f 2>/dev/null)
+	mvn -B -q -f deploy/engine-operaton/pom.xml package -DskipTests
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -49,4 +55,4 @@ layout-bpmn: node_modules/.installed
 	node deploy/tools/layout-bpmn.mjs $(FILES)
 
 clean:
-	rm -rf $(VENV) node_modules deploy/engine/target .mlc
+	rm -rf $(VENV) node_modules deploy/engine/target deploy/engine-operaton/target .mlc

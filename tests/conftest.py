@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from devservers.jira import JiraDevServer
 from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings
 from workers.engine import EngineClient
-from workers.fleet.processes import FleetError, engine_process, mlflow_process
+from workers.fleet.processes import FleetError, ManagedProcess, engine_process, mlflow_process
 
 REPO = Path(__file__).resolve().parents[1]
 JIRA_CONTRACT = REPO.parent / "shared" / "contracts" / "jira-cloud-platform.openapi.json"
@@ -59,20 +59,48 @@ WORKER_USER = "mlctest-worker"
 WORKER_PASSWORD = "mlc-test-worker-secret"
 
 
-@pytest.fixture(scope="session")
-def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
-    home = tmp_path_factory.mktemp("engine-home")
+ENGINE_JARS = {
+    "camunda": REPO / "deploy/engine/target/mlc-engine.jar",
+    "operaton": REPO / "deploy/engine-operaton/target/mlc-engine-operaton.jar",
+}
+"""The engine builds the tests can run against (README "Operaton"), by ``MLC_TEST_ENGINE``."""
+WEBAPPS_PATHS = {"camunda": "/camunda", "operaton": "/operaton"}
+TEST_ENGINE = os.environ.get("MLC_TEST_ENGINE", "camunda")
+if TEST_ENGINE not in ENGINE_JARS:
+    raise pytest.UsageError(f"MLC_TEST_ENGINE={TEST_ENGINE!r}: choose one of {', '.join(ENGINE_JARS)}")
+
+
+def start_test_engine(home: Path, kind: str) -> tuple[EngineSettings, ManagedProcess]:
+    """An engine of ``kind`` (camunda or operaton) on H2 under ``home``, with REST auth and the test users."""
     settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest", user="mlctest",
-                              password="mlc-test-secret")
-    fleet = FleetSettings(home=home, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
-                          bpmn_dir=REPO / "bpmn")
+                              password="mlc-test-secret", webapps_path=WEBAPPS_PATHS[kind])
+    fleet = FleetSettings(home=home, engine_jar=ENGINE_JARS[kind], bpmn_dir=REPO / "bpmn")
     try:
         engine = engine_process(fleet, settings, extra_env={
             "MLC_ENGINE_REST_AUTH": "true", "MLC_ENGINE_WORKER_USER": WORKER_USER,
             "MLC_ENGINE_WORKER_PASSWORD": WORKER_PASSWORD})
         engine.start(timeout_s=fleet.engine_start_timeout_s)
     except FleetError as exc:
-        pytest.exit(f"the test engine could not start: {exc}", returncode=3)
+        pytest.exit(f"the test engine ({kind}) could not start: {exc}", returncode=3)
+    return settings, engine
+
+
+@pytest.fixture(scope="session")
+def engine_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
+    """The session engine: Camunda, or Operaton with MLC_TEST_ENGINE=operaton."""
+    settings, engine = start_test_engine(tmp_path_factory.mktemp("engine-home"), TEST_ENGINE)
+    yield settings
+    engine.stop()
+
+
+@pytest.fixture(scope="session")
+def operaton_engine_settings(request: pytest.FixtureRequest,
+                             tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineSettings]:
+    """An Operaton engine beside the session one (the session engine itself when that is Operaton)."""
+    if TEST_ENGINE == "operaton":
+        yield request.getfixturevalue("engine_settings")
+        return
+    settings, engine = start_test_engine(tmp_path_factory.mktemp("operaton-home"), "operaton")
     yield settings
     engine.stop()
 

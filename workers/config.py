@@ -109,6 +109,8 @@ class EngineSettings(Settings):
     user: str | None = Field(None, description="REST user when the engine requires basic authentication")
     password: SecretStr | None = Field(None, description="REST password (or MLC_ENGINE_PASSWORD_FILE)")
     request_timeout_s: float = Field(30.0, gt=0, description="timeout of one REST call, long polls excepted")
+    webapps_path: str = Field("/camunda", pattern=r"^/[A-Za-z0-9._-]+$",
+                              description="path of the web apps beside /engine-rest (Operaton: /operaton)")
     nodes: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="the other nodes of an engine cluster (REST base URLs, by commas): clients spread over "
@@ -137,7 +139,7 @@ class EngineSettings(Settings):
     @property
     def cockpit_url(self) -> str:
         """The engine's web applications (Cockpit, Tasklist) beside its REST API."""
-        return self.url.rsplit("/engine-rest", 1)[0] + "/camunda"
+        return self.url.rsplit("/engine-rest", 1)[0] + self.webapps_path
 
 
 class WorkerSettings(Settings):

@@ -5,8 +5,6 @@ import static camundajar.impl.scala.jdk.CollectionConverters.SeqHasAsJava;
 import static org.camunda.feel.context.VariableProvider.CompositeVariableProvider;
 
 import camundajar.impl.scala.collection.immutable.Map;
-import camundajar.impl.scala.util.Either;
-import camundajar.impl.scala.util.Left;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -16,14 +14,14 @@ import org.camunda.bpm.dmn.feel.impl.scala.ScalaFeelEngine;
 import org.camunda.bpm.dmn.feel.impl.scala.function.FeelCustomFunctionProvider;
 import org.camunda.bpm.engine.variable.context.VariableContext;
 import org.camunda.bpm.engine.variable.value.TypedValue;
-import org.camunda.feel.FeelEngine.Failure;
 import org.camunda.feel.api.EvaluationFailure;
 import org.camunda.feel.api.EvaluationFailureType;
 import org.camunda.feel.api.EvaluationResult;
+import org.camunda.feel.api.FeelEngineApi;
+import org.camunda.feel.api.ParseResult;
 import org.camunda.feel.context.CustomContext;
 import org.camunda.feel.context.VariableProvider;
 import org.camunda.feel.context.VariableProvider.StaticVariableProvider;
-import org.camunda.feel.syntaxtree.ParsedExpression;
 
 /**
  * Camunda's FEEL engine for DMN, made strict: an expression or input entry that cannot be evaluated
@@ -44,6 +42,9 @@ public class StrictFeelEngine extends ScalaFeelEngine {
 
   private static final String INPUT_VARIABLE_NAME = "inputVariableName";
 
+  // the engine the superclass built (Operaton's ScalaFeelEngine holds it as feelEngineApi already)
+  private final FeelEngineApi feel = new FeelEngineApi(feelEngine);
+
   public StrictFeelEngine(List<FeelCustomFunctionProvider> functionProviders) {
     super(functionProviders);
   }
@@ -52,7 +53,7 @@ public class StrictFeelEngine extends ScalaFeelEngine {
   @SuppressWarnings("unchecked")
   public <T> T evaluateSimpleExpression(String expression, VariableContext variableContext) {
     CustomContext context = context(new ContextVariableWrapper(variableContext));
-    EvaluationResult result = evaluate(feelEngine.parseExpression(expression), context, "expression", expression);
+    EvaluationResult result = evaluate(feel.parseExpression(expression), context, "expression", expression);
     checkSuppressed(result, "expression", expression, false);
     return (T) result.result();
   }
@@ -61,17 +62,16 @@ public class StrictFeelEngine extends ScalaFeelEngine {
   public boolean evaluateSimpleUnaryTests(String expression, String inputVariable, VariableContext variableContext) {
     StaticVariableProvider input = new StaticVariableProvider(new Map.Map1<>(INPUT_VARIABLE_NAME, inputVariable));
     CustomContext context = context(input, new ContextVariableWrapper(variableContext));
-    EvaluationResult result = evaluate(feelEngine.parseUnaryTests(expression), context, "input entry", expression);
+    EvaluationResult result = evaluate(feel.parseUnaryTests(expression), context, "input entry", expression);
     checkSuppressed(result, "input entry", expression, isNull(variableContext, inputVariable));
     return Boolean.TRUE.equals(result.result());
   }
 
-  private EvaluationResult evaluate(Either<Failure, ParsedExpression> parsed, CustomContext context, String kind,
-      String expression) {
-    if (parsed instanceof Left<Failure, ParsedExpression> failed) {
-      throw failure(kind, expression, failed.value().message());
+  private EvaluationResult evaluate(ParseResult parsed, CustomContext context, String kind, String expression) {
+    if (parsed.isFailure()) {
+      throw failure(kind, expression, parsed.failure().message());
     }
-    EvaluationResult result = feelEngine.evaluate(parsed.toOption().get(), context);
+    EvaluationResult result = feel.evaluate(parsed.parsedExpression(), context);
     if (result.isFailure()) {
       throw failure(kind, expression, result.failure().message());
     }
