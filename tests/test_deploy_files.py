@@ -173,5 +173,5 @@ def test_the_cluster_profile_adds_a_second_node_and_a_proxy_in_front_of_both():
     assert servers == [("engine", "engine"), ("engine-2", "engine-2")]
     assert "option httpchk GET /actuator/health/readiness" in config and "check" in config
     assert any("haproxy.cfg" in volume for volume in proxy["volumes"])
-    worker_url = services["get-model"]["environment"]["MLC_ENGINE_URL"]
+    worker_url = services["worker-light"]["environment"]["MLC_ENGINE_URL"]
     assert worker_url == "${MLC_ENGINE_URL:-http://engine:8080/engine-rest}"  # the proxy's URL in .env
