@@ -34,7 +34,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(1500)]
 SERVICE = "report-service"
 TOPICS = ("get-model", "run-metrics-job", "evaluate-dmn", "send-notification", "create-jira", "check-jira-ticket",
           "inspect-model-version", "find-runtimes", "deploy-model", "record-deployments", "set-expiration-date",
-          "copy-schedules", "find-rollback-target")
+          "copy-schedules", "find-rollback-target", "warm-up-model")
 
 
 @pytest.fixture(scope="module")
