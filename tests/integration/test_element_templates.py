@@ -99,7 +99,7 @@ def workers(engine_settings):
 def test_a_process_drawn_from_the_templates_runs_with_the_topics_workers(engine, drawn, workers):
     instance = engine.start_process(drawn, {"MODEL_STAGE": "DEV", "PROMOTE_TO": "UAT",
                                             "UNREADABLE_SCHEDULES": {"credit-model": "bad cron"}})["id"]
-    entry = finished_instance(engine, instance)
+    entry = finished_instance(engine, instance, timeout_s=180)
     assert entry["state"] == "COMPLETED" and entry["endActivityId"] == "notified"
     variables = process_variables(engine, instance)
     assert variables["MODEL_STAGE"] == "SIT"  # promote-stage's output, mapped out of the task
@@ -114,7 +114,7 @@ def test_a_process_drawn_from_the_templates_runs_with_the_topics_workers(engine,
 
 def test_a_declared_bpmn_error_is_caught_on_the_error_the_template_added(engine, drawn, workers):
     instance = engine.start_process(drawn, {"MODEL_STAGE": "PROD", "PROMOTE_TO": "PROD"})["id"]
-    entry = finished_instance(engine, instance)
+    entry = finished_instance(engine, instance, timeout_s=180)
     assert entry["endActivityId"] == "refused"
     variables = process_variables(engine, instance)
     assert variables["ERROR_CODE"] == "BAD_PROMOTION"
