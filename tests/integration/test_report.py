@@ -246,7 +246,9 @@ def test_the_audit_trail_lists_a_version_s_life_in_order(engine, story, mlflow_s
 
     first = EngineHistory(engine, ModelRegistry(mlflow_settings)).audit(story.model, story.first)
     tests = [e.what for e in first if e.kind == "test"]
-    assert len(tests) == 2 and "passed" in tests[0] and "PSI 3.35 above 0.25" in tests[1]
+    # the passing and the failing back test run at once: either decision may come first
+    assert len(tests) == 2 and sum("failed: PSI 3.35 above 0.25" in test for test in tests) == 1
+    assert sum(" passed: " in test for test in tests) == 1
     assert [e.instance for e in first if e.kind == "ticket-opened"] == [story.failed]
 
     assert main(["audit", story.model, "--version", story.reviewed]) == 0
