@@ -388,6 +388,7 @@ class ModelRegistry:
         """
         import mlflow.projects
 
+        _default_global_tracking_uri(self.settings.tracking_uri)  # mlflow.projects.run reads only the global URI
         experiment_id = self.experiment_id()
         try:
             submitted = mlflow.projects.run(uri, entry_point=entry_point, parameters=dict(parameters),
