@@ -319,6 +319,9 @@ class WatchSettings(Settings):
     sqs_endpoint_url: str | None = Field(None, description="SQS endpoint; none: the S3 endpoint (S3Settings), "
                                                            "else AWS")
     poll_s: float = Field(1.0, gt=0, description="how often pending files are looked at (and SQS long-polled)")
+    pid_path: Path | None = Field(None, description="a file holding the watcher's process id, written once it "
+                                                    "watches and removed when it stops: a supervisor's readiness "
+                                                    "check, whatever the log level")
 
 
 class ExporterSettings(Settings):

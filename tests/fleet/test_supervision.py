@@ -122,3 +122,24 @@ def test_a_worker_whose_health_port_is_taken_names_the_port_and_setting():
                                 text=True, timeout=60)
     assert result.returncode == 2, result.stdout + result.stderr
     assert f":{port} (MLC_WORKER_HEALTH_PORT) is in use" in result.stderr
+
+
+def test_the_fleets_watcher_is_ready_whatever_the_log_level_and_removes_its_ready_file(tmp_path, monkeypatch):
+    from tests.support import local_fleet_environment
+    from workers.fleet.local import LocalFleet
+
+    environment = local_fleet_environment(tmp_path / "fleet") | {"MLC_LOG_LEVEL": "WARNING"}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    fleet = LocalFleet.from_environment()
+    stale = tmp_path / "fleet" / "watch.pid"
+    stale.write_text("left by a watcher that was killed\n")
+    watcher = fleet._watcher({**fleet.worker_environment(), "MLC_LOG_LEVEL": "WARNING"})
+    assert not stale.exists()
+    watcher.start(timeout_s=60)
+    try:
+        assert stale.read_text().strip() == str(watcher.popen.pid)
+        assert "watching the places models name" not in watcher.log_path.read_text()
+    finally:
+        watcher.stop()
+    assert not stale.exists()

@@ -216,12 +216,14 @@ class LocalFleet:
 
     def _watcher(self, environment: dict[str, str]) -> ManagedProcess:
         log_path = self.fleet.home.resolve() / "logs" / "watch.log"
+        pid_file = self.fleet.home.resolve() / "watch.pid"
+        pid_file.unlink(missing_ok=True)
         return ManagedProcess(
             name="watch",
             argv=[sys.executable, "-m", "workers", "watch"],
             log_path=log_path,
-            ready=lambda: "watching the places models name" in _tail(log_path),
-            env={**environment, "MLC_LOG_FORMAT": "json"},
+            ready=pid_file.exists,
+            env={**environment, "MLC_LOG_FORMAT": "json", "MLC_WATCH_PID_PATH": str(pid_file)},
         )
 
     def _start(self, process: ManagedProcess, timeout_s: float) -> None:
@@ -365,16 +367,6 @@ def serve_forever(fleet: LocalFleet, *, demo: bool, exit_after_demo: bool, check
             signal.signal(signum, signal.SIG_IGN)
         console.say("stopping the fleet ...")
         fleet.stop()
-
-
-def _tail(path: Path, size: int = 4096) -> str:
-    """The end of a log file (empty when there is none)."""
-    try:
-        with path.open("rb") as stream:
-            stream.seek(max(0, path.stat().st_size - size))
-            return stream.read().decode(errors="replace")
-    except OSError:
-        return ""
 
 
 def _is_loopback(url: str) -> bool:

@@ -12,6 +12,7 @@ modification time or ETag), across restarts and any number of watchers.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -199,9 +200,13 @@ def serve_watcher(settings: WatchSettings, engine_settings: EngineSettings, mlfl
         watcher = Watcher(settings, engine, ModelRegistry(mlflow), data, s3)
         log.info("watching the places models name", engine=engine_settings.url, rescan_s=settings.rescan_s,
                  s3_events=settings.sqs_queue_url or "none")
+        if settings.pid_path is not None:
+            settings.pid_path.write_text(f"{os.getpid()}\n")
         try:
             watcher.run(stopping)
         finally:
             watcher.close()
+            if settings.pid_path is not None:
+                settings.pid_path.unlink(missing_ok=True)
         log.info("watch stopped")
     return 0
