@@ -1,7 +1,8 @@
 """A backlog of external tasks drained by N worker replicas: rate over time, HTTP errors, engine CPU and memory.
 
 How
-    Starts its own engine (the fleet's jar on H2, as ``throughput.py`` does), deploys the one-task
+    Starts its own engine (the fleet's jar on H2, as ``throughput.py`` does; with ``--database postgres``
+    on a PostgreSQL server of its own, as ``cluster_throughput.py`` starts one), deploys the one-task
     process and creates ``--tasks`` (100,000) process instances on one topic, 8 at a time, before any
     worker runs. Then it starts ``--replicas`` (4) worker processes, each ``workers.harness.serve``
     (what ``mlc worker`` runs) with a no-op handler on that topic and the default settings but
@@ -23,9 +24,11 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.cluster_throughput import own_postgres  # noqa: E402
 from benchmarks.fleet import free_port_block, tree_cpu_s, tree_rss_mb  # noqa: E402
 from benchmarks.throughput import PROCESS_KEY, deploy, open_tasks, own_engine, unique_topic  # noqa: E402
 from workers.config import EngineSettings  # noqa: E402
@@ -141,13 +145,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-tasks", type=int, default=32)
     parser.add_argument("--every", type=float, default=5.0)
     parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--database", choices=("h2", "postgres"), default="h2",
+                        help="the engine's database: embedded H2 (mlc up's) or a PostgreSQL server of its own")
     parser.add_argument("--child", metavar="TOPIC", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(args.child)
-    with own_engine(say) as settings:
+    # SIGTERM (a timeout, a kill) ends the run through the context managers: no engine or server left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with ExitStack() as stack:
+        db_url = stack.enter_context(own_postgres(say)) if args.database == "postgres" else None
+        settings = stack.enter_context(own_engine(say, db_url, "mlc" if db_url else None))
         result = run_benchmark(settings, args.tasks, args.replicas, args.max_tasks, args.every, args.timeout)
-    print(json.dumps(result))
+    print(json.dumps({**result, "database": args.database}))
     return 0 if result["completed"] == args.tasks and result["poll_errors"] == 0 else 1
 
 

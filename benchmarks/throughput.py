@@ -418,8 +418,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def own_engine(report: Callable[[str], None]) -> Iterator[EngineSettings]:
-    """The fleet's engine jar on embedded H2 in a temporary home, without REST auth; stopped on exit."""
+def own_engine(report: Callable[[str], None], db_url: str | None = None,
+               db_user: str | None = None) -> Iterator[EngineSettings]:
+    """The fleet's engine jar in a temporary home, without REST auth, on embedded H2 there (or on ``db_url``,
+    a JDBC URL, as ``db_user``); stopped on exit."""
     with tempfile.TemporaryDirectory(prefix="mlc-bench-") as home:
         (Path(home) / "bpmn").mkdir()
         settings = EngineSettings(url=f"http://127.0.0.1:{free_port()}/engine-rest")
@@ -429,7 +431,8 @@ def own_engine(report: Callable[[str], None]) -> Iterator[EngineSettings]:
             "MLC_ENGINE_REST_AUTH": "false",
             # the engine has no default admin password; nobody logs in to this throwaway one
             "MLC_ENGINE_ADMIN_PASSWORD": secrets.token_urlsafe(24),
-            "MLC_ENGINE_DB_URL": f"jdbc:h2:file:{home}/engine/camunda-h2;DB_CLOSE_ON_EXIT=FALSE",
+            "MLC_ENGINE_DB_URL": db_url or f"jdbc:h2:file:{home}/engine/camunda-h2;DB_CLOSE_ON_EXIT=FALSE",
+            **({"MLC_ENGINE_DB_USER": db_user} if db_user else {}),
         })
         report(f"starting the engine at {settings.url} (home {home})")
         try:

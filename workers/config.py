@@ -151,6 +151,10 @@ class WorkerSettings(Settings):
     max_tasks: int = Field(4, ge=1, le=256, description="tasks handled at once in this process")
     lock_duration_ms: int = Field(60_000, ge=1_000, description="lock taken per task; extended while it runs")
     async_response_timeout_ms: int = Field(20_000, ge=0, le=1_800_000, description="long-poll wait")
+    fetch_batch_wait_ms: int = Field(
+        100, ge=0, le=60_000, description="while tasks are held, how long the loop waits for half its slots to "
+                                          "come free before it fetches for fewer: fewer, larger fetches from a "
+                                          "backlog; an idle loop fetches at once")
     max_retries: int = Field(3, ge=0, description="retries after a failure before it becomes an incident")
     retry_timeout_ms: int = Field(5_000, ge=0, description="wait before the first retry; doubles each time")
     retry_timeout_max_ms: int = Field(600_000, ge=0, description="longest wait between retries")
@@ -174,8 +178,8 @@ class WorkerSettings(Settings):
             raise ConfigurationError(f"invalid settings of topic {topic}: {problems}") from exc
 
 
-TOPIC_SETTINGS = ("max_tasks", "lock_duration_ms", "async_response_timeout_ms", "max_retries", "retry_timeout_ms",
-                  "retry_timeout_max_ms", "drain_timeout_s")
+TOPIC_SETTINGS = ("max_tasks", "lock_duration_ms", "async_response_timeout_ms", "fetch_batch_wait_ms", "max_retries",
+                  "retry_timeout_ms", "retry_timeout_max_ms", "drain_timeout_s")
 """The :class:`WorkerSettings` a topic may override for its own task loop."""
 
 

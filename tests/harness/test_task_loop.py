@@ -151,6 +151,31 @@ def test_parallel_handling_is_bounded_by_max_tasks(engine, engine_settings, harn
     assert peak[0] == 3
 
 
+def test_a_busy_loop_fetches_when_half_its_slots_are_free_not_for_each_one(engine, engine_settings, harness_process):
+    releases = {name: threading.Event() for name in ("a", "b", "c", "d", "e", "f")}
+
+    def held_until_released(data: GreetingInput, task: TaskContext) -> EchoOutput:
+        releases[data.name].wait(30)
+        return EchoOutput(echo="ok", handled_by=task.worker_id)
+
+    topic = unique_topic()
+    first = {name: start_harness_check(engine, topic, name) for name in "abcd"}
+    with running_loop(make_topic(topic, held_until_released), engine_settings, max_tasks=4,
+                      fetch_batch_wait_ms=60_000):
+        wait_for(lambda: all(_locked_task(engine, instance) for instance in first.values()))
+        later = {name: start_harness_check(engine, topic, name) for name in "ef"}
+        releases["a"].set()
+        finished_instance(engine, first["a"])
+        time.sleep(3)  # long past a long poll's pickup: one free slot of four is not fetched for
+        assert not any(_locked_task(engine, instance) for instance in later.values())
+        releases["b"].set()
+        wait_for(lambda: all(_locked_task(engine, instance) for instance in later.values()), timeout_s=10)
+        for release in releases.values():
+            release.set()
+        for instance in [*first.values(), *later.values()]:
+            finished_instance(engine, instance)
+
+
 def _start_worker_process(engine_settings: EngineSettings, topic: str, sleep_s: float, **env: str) -> subprocess.Popen:
     environment = {
         **os.environ,

@@ -313,5 +313,5 @@ def test_a_candidate_that_misses_its_warm_up_sla_is_rejected_and_nothing_is_swit
     assert client.get_registered_model(sample.name).aliases["deployed"] == in_service
     assert not [path.name for path in mlserver.repository.glob("*") if f"v{version}" in path.name]
     with MlserverClient(mlserver.endpoint) as server:
-        assert not server.model_ready(f"{served_name(sample.name)}.warmup")
+        assert not server.model_ready(f"{served_name(sample.name)}.warmup-v{version}")
     assert engine.get(f"/process-instance/{instance['id']}")["ended"] is False  # waits on the rejection ticket

@@ -208,7 +208,7 @@ def test_online_deployment_loads_checks_and_replaces_the_previous_version(handle
     # checked under the check name, then kept where no MLServer looks until the stage is recorded
     assert repository_leftovers(mlserver.repository, served, "1") == [f".staged-{served}-v1"]
     assert client.model_ready(served) is False
-    assert client.model_ready(f"{served}.check") is False
+    assert client.model_ready(f"{served}.check-v1") is False
     assert deployments_of(registry, name) == []
     print(f"\nonline check took {log.values('checked and staged')[0]['seconds']} s; "
           f"MLServer started in {mlserver.start_seconds:.1f} s")
@@ -270,16 +270,39 @@ def test_a_failed_deployment_leaves_the_version_in_service_alone(handler, regist
     served = served_name(name)
     assert error.value.message.startswith(
         f"deployment of model {name!r} version {broken} to runtime t-dev-online failed: loading model "
-        f"'{served}.check': MLServer at {mlserver.endpoint} answered 500")
+        f"'{served}.check-v{broken}': MLServer at {mlserver.endpoint} answered 500")
 
     client = MlserverClient(mlserver.endpoint)
     assert client.model_ready(served) is True
     assert client.model_ready(served, "1") is True
     assert client.model_ready(served, broken) is False
     assert repository_leftovers(mlserver.repository, served, broken) == []
-    assert f"{served}.check" not in {model.name for model in client.repository_index()}
+    assert f"{served}.check-v{broken}" not in {model.name for model in client.repository_index()}
     assert registry.get_model(name).aliases == before
     assert deployments_of(registry, name) == records_before
+
+
+def test_two_versions_of_a_model_checked_at_once_leave_each_others_check_alone(mlflow_settings, inventory, sample,
+                                                                               mlserver):
+    """Two Deploy instances of one model (a version registered while the previous one deploys): version 1 is
+    deployed from start to end while version 2 is loaded for its check, as two workers would interleave."""
+    name = copy_of_sample(mlflow_settings, sample, versions=2)
+    first = make_handler(mlflow_settings, inventory)
+    interleaved: list[Any] = []
+
+    class Interleaving(MlserverClient):
+        def load(self, loaded: str) -> None:
+            super().load(loaded)
+            if ".check" in loaded and not interleaved:
+                interleaved.append(first(deploy(name, "1", "t-dev-online"), task()))
+
+    second = make_handler(mlflow_settings, inventory, client_factory=Interleaving)(
+        deploy(name, "2", "t-dev-online"), task())
+    assert interleaved[0].staged_deployment["state"] == "checked"
+    assert second.staged_deployment["state"] == "checked"
+    served = served_name(name)
+    assert repository_leftovers(mlserver.repository, served, "1") == [f".staged-{served}-v1"]
+    assert repository_leftovers(mlserver.repository, served, "2") == [f".staged-{served}-v2"]
 
 
 def test_a_version_without_model_files_fails_to_deploy(handler, registry, sample, mlflow_settings):
@@ -447,7 +470,7 @@ def test_mlserver_killed_mid_deployment_serves_only_the_version_in_service_after
         killed = False
 
         def load(self, name: str) -> None:
-            if name == f"{served}.check" and not KillingClient.killed:
+            if name == f"{served}.check-v2" and not KillingClient.killed:
                 assert (second_mlserver.repository / f"{served}.check-v2" / "model-settings.json").is_file()
                 KillingClient.killed = True
                 second_mlserver.kill()

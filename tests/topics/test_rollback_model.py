@@ -148,7 +148,7 @@ class FailingAfterSwitch(MlserverClient):
 
     def infer_answer(self, name: str, inputs: Any, parameters: Any = None,
                      version: str | None = None) -> InferenceAnswer:
-        if FailingAfterSwitch.failing and version is None and not name.endswith(".check"):
+        if FailingAfterSwitch.failing and version is None and ".check-v" not in name:
             raise MlserverError("injected: the stable endpoint answered 500", status=500, endpoint=self.endpoint)
         return super().infer_answer(name, inputs, parameters, version)
 

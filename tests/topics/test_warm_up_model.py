@@ -4,6 +4,7 @@ replayed test data or captured requests, the numbers in MLflow, nothing left on 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -107,7 +108,7 @@ def test_a_candidate_is_warmed_up_beside_the_version_in_service(warm_up, invento
     # nothing of the warm-up stays: no folder, no loaded name; version 1 still answers the stable URL
     assert warm_up_leftovers(mlserver.repository, name) == []
     with MlserverClient(mlserver.endpoint) as server:
-        assert not server.model_ready(warm_up_name(name))
+        assert not server.model_ready(warm_up_name(name, "2"))
         rows = pd.read_csv(client.download_artifacts(run_id, "mlc/test_data.csv")).drop(columns=["label"]).head(2)
         assert server.infer_answer(served_name(name), pandas_inputs(rows),
                                    parameters={"content_type": "pd"}).model_version == "1"
@@ -119,9 +120,11 @@ def test_a_candidate_is_warmed_up_beside_the_version_in_service(warm_up, invento
 
 def test_a_runtime_that_asks_for_it_replays_its_captured_requests(warm_up, sample, mlflow_settings, mlserver):
     name = copy_of_sample(mlflow_settings, sample, service=SERVICE)  # no warm_up tag, nothing in service
-    stale = mlserver.repository / f"{served_name(name)}.warmup-v9"  # left by a worker killed mid-way
-    stale.mkdir(parents=True)
-    (stale / "model-settings.json").write_text("{}")
+    stale = mlserver.repository / f"{served_name(name)}.warmup-v1"  # left by a worker killed mid-way
+    other = mlserver.repository / f"{served_name(name)}.warmup-v9"  # another version warming up at the same time
+    for folder in (stale, other):
+        folder.mkdir(parents=True)
+        (folder / "model-settings.json").write_text("{}")
     output = warm_up(warm(name, "1", "w-prod-online"), task())
     assert output.warm_up_done is True
     metrics = output.warm_up_metrics
@@ -130,7 +133,8 @@ def test_a_runtime_that_asks_for_it_replays_its_captured_requests(warm_up, sampl
     assert metrics["agreement_rate"] == NOT_COMPUTED and "champion_version" not in metrics
     assert "2 lines skipped" in output.warm_up_details[0]["source"]
     assert "no champion in service to compare with" in output.warm_up_message
-    assert warm_up_leftovers(mlserver.repository, name) == []
+    assert warm_up_leftovers(mlserver.repository, name) == [other.name]
+    shutil.rmtree(other)
 
 
 def test_nothing_is_warmed_up_unless_the_version_or_the_runtime_asks(warm_up, sample, mlflow_settings, mlserver):
@@ -154,7 +158,7 @@ def test_a_candidate_that_does_not_load_fails_the_warm_up_and_leaves_nothing(war
            f"could not be loaded" in failed.value.message
     assert warm_up_leftovers(mlserver.repository, model.name) == []
     with MlserverClient(mlserver.endpoint) as server:
-        assert not server.model_ready(warm_up_name(model.name))
+        assert not server.model_ready(warm_up_name(model.name, version))
 
 
 def test_a_version_with_nothing_to_replay_fails_the_warm_up(warm_up, sample, mlflow_settings, mlserver, tmp_path):

@@ -13,11 +13,12 @@ is ever served under the model's name. A version being downloaded
 (``.download-<served>-v<version>-<id>/``), checked and waiting for the rest of its stage
 (``.staged-<served>-v<version>/``) or switched away from and kept until the stage's records are
 written (``.retired-<served>-v<version>/``) is invisible to a restarted MLServer. While its inference
-check runs a version is in ``<served>.check-v<version>/`` under the name ``<served>.check``, which no
-consumer calls: a version loaded under the model's name beside the one in service would answer the
-model's endpoint at once when its number is higher (MLServer's default version is the highest).
-While it is warmed up (:mod:`workers.domain.warmup`) a version is in ``<served>.warmup-v<version>/``
-under the name ``<served>.warmup``, for the same reason.
+check runs a version is in ``<served>.check-v<version>/`` under that name, which no consumer calls: a
+version loaded under the model's name beside the one in service would answer the model's endpoint at
+once when its number is higher (MLServer's default version is the highest). While it is warmed up
+(:mod:`workers.domain.warmup`) a version is in ``<served>.warmup-v<version>/`` under that name, for the
+same reason. Both names are the version's own, so two versions of one model deployed at once (two
+Deploy instances) never load or unload each other's.
 
 Also the pieces ``deploy-model`` and ``record-deployments`` share: the runtime of a task, the record
 of a version in service, the rows a version was checked with, unloading without minding what is
@@ -66,14 +67,14 @@ CHECK_INPUTS = "mlc-check-inputs.json"
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
 
 
-def check_name(model: str) -> str:
-    """The name a version of ``model`` is loaded under while deploy-model checks it, out of consumers' way."""
-    return f"{served_name(model)}.check"
+def check_name(model: str, version: str) -> str:
+    """The name ``version`` of ``model`` is loaded under while deploy-model checks it, out of consumers' way."""
+    return f"{served_name(model)}.check-v{version}"
 
 
-def warm_up_name(model: str) -> str:
-    """The name a version of ``model`` is loaded under while it is warmed up, beside the version in service."""
-    return f"{served_name(model)}.warmup"
+def warm_up_name(model: str, version: str) -> str:
+    """The name ``version`` of ``model`` is loaded under while it is warmed up, beside the version in service."""
+    return f"{served_name(model)}.warmup-v{version}"
 
 
 def visible_versions(repository: Path, served: str) -> list[str]:
@@ -123,11 +124,11 @@ class ServingFolders:
 
     def show_for_check(self, source: Path) -> None:
         """Rename the downloaded ``source`` to the check folder, under the check name."""
-        self._move(source, self.checking, f"{self.served}.check")
+        self._move(source, self.checking, self.checking.name)
 
     def show_for_warm_up(self, source: Path) -> None:
         """Rename the downloaded ``source`` to the warm-up folder, under the warm-up name."""
-        self._move(source, self.warming, f"{self.served}.warmup")
+        self._move(source, self.warming, self.warming.name)
 
     def stage(self) -> None:
         """Rename the check folder to the staged one: checked, kept, not served after a restart."""

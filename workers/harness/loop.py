@@ -148,10 +148,18 @@ class TaskLoop:
               retry_in_s=round(retry_state.upcoming_sleep, 2), attempt=retry_state.attempt_number)
 
     def _wait_for_free_slots(self) -> int:
+        """The free slots to fetch for: at once when none is held; while some are, after half of them came
+        free or ``fetch_batch_wait_ms`` passed, so a loop draining a backlog asks for tasks in batches
+        (each ``fetchAndLock`` is a query over the topic's open tasks, whatever it asks for)."""
+        capacity, batch = self.settings.max_tasks, max(1, self.settings.max_tasks // 2)
         with self._changed:
-            while len(self._held) >= self.settings.max_tasks and not self._stopping.is_set():
+            while len(self._held) >= capacity and not self._stopping.is_set():
                 self._changed.wait(0.5)
-            return 0 if self._stopping.is_set() else self.settings.max_tasks - len(self._held)
+            deadline = time.monotonic() + self.settings.fetch_batch_wait_ms / 1000
+            while (self._held and capacity - len(self._held) < batch and not self._stopping.is_set()
+                   and (left := deadline - time.monotonic()) > 0):
+                self._changed.wait(left)
+            return 0 if self._stopping.is_set() else capacity - len(self._held)
 
     def _dispatch(self, raw: dict[str, Any]) -> None:
         held = _HeldTask(raw["id"], time.monotonic() + self.lock_duration_ms / 1000)

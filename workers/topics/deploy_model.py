@@ -7,7 +7,7 @@ aliases and retires the versions replaced once every runtime of ``RUNTIMES`` is 
 
 A **batch** runtime needs nothing staged. On an **online** runtime the version's MLflow model is
 downloaded under a hidden name, renamed to ``<model_repository>/<model>.check-v<version>/`` with a
-``model-settings.json`` for ``mlserver_mlflow.MLflowRuntime`` naming it ``<model>.check`` version
+``model-settings.json`` for ``mlserver_mlflow.MLflowRuntime`` naming it ``<model>.check-v<version>`` version
 ``<version>``, out of the way of the model's endpoint (MLServer would answer that endpoint with a
 higher version at once, see :mod:`workers.domain.switch`); each endpoint's MLServer loads it and
 answers a V2 inference call on its pinned URL with a few rows of the version's test data (without the
@@ -191,7 +191,7 @@ class _OnlineCheck:
         self.task = task
         self.clients = clients
         self.served = served_name(version.name)
-        self.checked_as = check_name(version.name)
+        self.checked_as = check_name(version.name, version.version)
         self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
 
     def run(self) -> DeployModelOutput:

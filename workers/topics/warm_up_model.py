@@ -7,7 +7,7 @@ says ``warm_up: true`` whatever its tags; otherwise nothing happens and ``WARM_U
 
 On each such runtime the version's MLflow model is downloaded under a hidden name, renamed to
 ``<model_repository>/<model>.warmup-v<version>/`` and loaded by each endpoint under the name
-``<model>.warmup``, which no consumer calls, beside the version in service (the champion, answering the
+``<model>.warmup-v<version>``, which no consumer calls, beside the version in service (the champion, answering the
 stable URL). Both are sent the same requests (:mod:`workers.domain.warmup`): the last
 ``warm_up_requests`` of the runtime's ``request_log``, else as many rows of the version's test data, one
 request each. Then the candidate is unloaded and its folder removed, whatever happened: nothing of the
@@ -28,7 +28,6 @@ The candidate not loading, or nothing to replay (no request captured, no test da
 
 from __future__ import annotations
 
-import glob
 import json
 import shutil
 import uuid
@@ -253,7 +252,7 @@ class _WarmUp:
         self.task = task
         self.replays = replays
         self.served = served_name(version.name)
-        self.name = warm_up_name(version.name)
+        self.name = warm_up_name(version.name, version.version)
         self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
 
     def run(self) -> WarmUpMeasure:
@@ -278,11 +277,9 @@ class _WarmUp:
         return measure
 
     def _sweep(self) -> None:
-        """Remove warm-up folders of this model that a worker stopped mid-way left: the warm-up name would
-        load them too."""
-        assert self.runtime.model_repository is not None
-        for stale in self.runtime.model_repository.glob(f"{glob.escape(self.served)}.warmup-v*"):
-            shutil.rmtree(stale, ignore_errors=True)
+        """Remove the warm-up folder of this version that a worker stopped mid-way left (the engine's retry
+        comes here); other versions' are theirs: each has a name of its own, and may be warming up now."""
+        shutil.rmtree(self.folders.warming, ignore_errors=True)
 
     def _candidate(self, client: MlserverClient) -> Callable[[ReplayRequest], InferenceAnswer]:
         def call(request: ReplayRequest) -> InferenceAnswer:
