@@ -26,7 +26,9 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from workers.engine import EngineClient  # noqa: E402
 from workers.fleet.local import LocalFleet  # noqa: E402
 
 PROCESS = "cron-triggered-back-test"
+WEBHOOK_CACHE_S = 62
 
 
 def say(message: str) -> None:
@@ -71,10 +74,31 @@ def register_copies(fleet: LocalFleet, count: int) -> list[str]:
                                               "version": created["model_version"]["version"]})
         return name
 
-    with ThreadPoolExecutor(8) as pool:
+    # models already in service before the fleet knew them: no Deploy process for the copies, whose new
+    # versions would otherwise each start one through the bridge's webhook and compete with the back tests
+    with webhooks_disabled(fleet), ThreadPoolExecutor(8) as pool:
         names = list(pool.map(copy, range(count)))
     # the sample itself is deployed but has no schedule: it is not due
     return names
+
+
+@contextmanager
+def webhooks_disabled(fleet: LocalFleet) -> Iterator[None]:
+    """MLflow's webhooks (the bridge's) disabled meanwhile; MLflow's server caches the webhooks of an event
+    for ``MLFLOW_WEBHOOK_CACHE_TTL`` (60 s), so this waits that long for the change to be seen."""
+    from mlflow import MlflowClient
+    from mlflow.entities.webhook import WebhookStatus
+
+    client = MlflowClient(fleet.mlflow.tracking_uri)
+    active = [hook for hook in client.list_webhooks() if hook.status == WebhookStatus.ACTIVE]
+    for hook in active:
+        client.update_webhook(hook.webhook_id, status="DISABLED")
+    time.sleep(WEBHOOK_CACHE_S)
+    try:
+        yield
+    finally:
+        for hook in active:
+            client.update_webhook(hook.webhook_id, status="ACTIVE")
 
 
 def wait_for_new_minute(after: datetime) -> None:

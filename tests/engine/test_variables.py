@@ -35,3 +35,22 @@ def test_dates_use_the_engine_format():
 def test_unsupported_values_are_refused_with_their_type():
     with pytest.raises(TypeError, match="set"):
         encode_variables({"s": {1, 2}})
+
+
+def test_a_string_longer_than_the_engines_string_column_is_kept_whole(engine, harness_process):
+    from tests.support import start_harness_check, unique_topic, wait_for
+    from workers.engine.variables import STRING_LIMIT
+
+    essay = "".join(f"model-{index:05d}, " for index in range(1000))  # 13,000 characters
+    assert len(essay) > STRING_LIMIT
+    topic = unique_topic()
+    instance = start_harness_check(engine, topic)
+    [task] = wait_for(lambda: engine.fetch_and_lock(topic, max_tasks=1))
+    engine.complete(task["id"], {"essay": essay, "short": "a few words"})
+    stored = engine.get("/history/variable-instance", processInstanceId=instance, deserializeValues="false")
+    assert decode_variables({entry["name"]: entry for entry in stored})["essay"] == essay
+    # the engine itself reads it back as a Java string (what an expression or a script sees)
+    [entry] = engine.get("/history/variable-instance", processInstanceId=instance, variableName="essay")
+    assert entry["value"] == essay and entry["valueInfo"]["objectTypeName"] == "java.lang.String"
+    [short] = engine.get("/history/variable-instance", processInstanceId=instance, variableName="short")
+    assert short["type"] == "String"

@@ -186,6 +186,19 @@ def test_summary_sorts_called_back_tests_by_the_end_they_reached(engine):
                            "1 errored (model-c); skipped, schedule unreadable: model-e")
 
 
+def test_the_summary_text_of_many_models_names_the_first_of_each_outcome(engine):
+    child, parent = f"bt-{uuid.uuid4().hex[:6]}", f"cron-{uuid.uuid4().hex[:6]}"
+    engine.deploy(parent, {f"{child}.bpmn": back_test_like(child), f"{parent}.bpmn": cron_run_like(parent, child)})
+    passed = [f"model-{index:03d}" for index in range(45)]
+    instance = engine.start_process(parent, {"OUTCOMES": [f"{name}:passed" for name in passed] + ["broken:failed"]})
+    output = summarize_back_tests.make_handler(engine)(SummarizeInput(), context(instance["id"], parent))
+    assert sorted(output.summary["passed"]) == passed and output.passed_count == 45
+    named = sorted(output.text.split("passed (")[1].split(" and ")[0].split(", "))
+    assert len(named) == summarize_back_tests.NAMED and set(named) <= set(passed)
+    assert output.text.startswith("46 scheduled back tests: 45 passed (")
+    assert output.text.endswith(f" and {45 - summarize_back_tests.NAMED} more), 1 failed (broken), 0 errored")
+
+
 def test_a_run_that_called_nothing_summarizes_as_none(engine):
     key = f"cron-none-{uuid.uuid4().hex[:6]}"
     engine.deploy(key, {f"{key}.bpmn": waiting_process(key, "start")})

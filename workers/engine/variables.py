@@ -1,7 +1,9 @@
 """Typed process variables: Python values to the engine's ``{"value", "type"}`` form and back.
 
 Dicts and lists travel as Spin ``Json`` variables, so Cockpit shows them as JSON and Groovy reads them
-with ``S(...)``; an ``Object`` variable serialized as JSON is read back the same way.
+with ``S(...)``; an ``Object`` variable serialized as JSON is read back the same way. A string longer
+than the engine's ``String`` column (:data:`STRING_LIMIT` characters) travels as an ``Object`` of type
+``java.lang.String`` serialized as JSON, kept as bytes: expressions and scripts still read a string.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 __all__ = ["decode_variables", "encode_variables"]
 
 _INT32 = range(-(2**31), 2**31)
+STRING_LIMIT = 4000
+"""Characters of a ``String`` variable's value column (``TEXT_`` of ACT_RU_VARIABLE and its history)."""
 
 
 def encode_value(value: Any) -> dict[str, Any]:
@@ -26,6 +30,9 @@ def encode_value(value: Any) -> dict[str, Any]:
     if isinstance(value, float):
         return {"value": value, "type": "Double"}
     if isinstance(value, str):
+        if len(value) > STRING_LIMIT:
+            return {"value": json.dumps(value), "type": "Object",
+                    "valueInfo": {"objectTypeName": "java.lang.String", "serializationDataFormat": "application/json"}}
         return {"value": value, "type": "String"}
     if isinstance(value, datetime):
         return {"value": value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}"

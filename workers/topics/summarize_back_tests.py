@@ -3,7 +3,8 @@
 Reads the Run Back Test instances this process instance called (the engine's history; each has the
 model as business key) and ``UNREADABLE_SCHEDULES``. Writes ``BACK_TEST_SUMMARY`` (``passed``,
 ``failed``, ``errored``: model names; ``skipped``: model → why), ``PASSED_COUNT``, ``FAILED_COUNT``,
-``ERRORED_COUNT`` and ``BACK_TEST_SUMMARY_TEXT``, which the process sends as a notification.
+``ERRORED_COUNT`` and ``BACK_TEST_SUMMARY_TEXT``, which the process sends as a notification: the counts
+and the first :data:`NAMED` models of each outcome (all of them are in ``BACK_TEST_SUMMARY``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from workers.engine import EngineClient, EngineError
 from workers.harness.outcomes import RetryableError
 from workers.harness.topic import TaskContext, TaskInput, TaskOutput, Topic
 
-__all__ = ["OUTCOMES", "TOPIC", "make_handler", "outcome_of"]
+__all__ = ["NAMED", "OUTCOMES", "TOPIC", "make_handler", "named", "outcome_of"]
 
+NAMED = 20
+"""Models named per outcome in ``BACK_TEST_SUMMARY_TEXT``, which a notification carries."""
 OUTCOMES = {"back-test-passed": "passed", "back-test-failed": "failed"}
 """Run Back Test's end events by outcome; any other end (a job error, an error notification) is ``errored``."""
 
@@ -56,6 +59,12 @@ def outcome_of(engine: EngineClient, entry: dict[str, Any]) -> str:
     return OUTCOMES.get(ends[0]["activityId"], "errored") if ends else "errored"
 
 
+def named(models: list[str]) -> str:
+    """The first :data:`NAMED` of ``models`` by name, then how many more (all of them are in the summary)."""
+    shown = ", ".join(models[:NAMED])
+    return shown if len(models) <= NAMED else f"{shown} and {len(models) - NAMED} more"
+
+
 def make_handler(engine: EngineClient) -> Handler:
     def summarize_back_tests(data: SummarizeInput, task: TaskContext) -> SummarizeOutput:
         summary: dict[str, Any] = {"passed": [], "failed": [], "errored": [],
@@ -67,11 +76,11 @@ def make_handler(engine: EngineClient) -> Handler:
                 summary[outcome_of(engine, entry)].append(entry.get("businessKey") or entry["id"])
         except EngineError as exc:
             raise RetryableError(f"cannot read the called back tests from the engine: {exc}") from exc
-        parts = [f"{len(summary[kind])} {kind}" + (f" ({', '.join(summary[kind])})" if summary[kind] else "")
+        parts = [f"{len(summary[kind])} {kind}" + (f" ({named(summary[kind])})" if summary[kind] else "")
                  for kind in ("passed", "failed", "errored")]
         text = f"{len(called)} scheduled back tests: " + ", ".join(parts)
         if summary["skipped"]:
-            text += "; skipped, schedule unreadable: " + ", ".join(sorted(summary["skipped"]))
+            text += "; skipped, schedule unreadable: " + named(sorted(summary["skipped"]))
         task.progress("back tests summarized", **{kind: len(summary[kind]) for kind in ("passed", "failed", "errored")})
         return SummarizeOutput(summary=summary, passed_count=len(summary["passed"]),
                                failed_count=len(summary["failed"]), errored_count=len(summary["errored"]), text=text)
