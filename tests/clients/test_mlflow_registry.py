@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +103,14 @@ def test_unknown_model_and_version_are_not_found_naming_them(registry, sample):
 def test_version_tags_are_set(registry, sample):
     registry.set_version_tag(SAMPLE, sample.version, "mlc.reviewed", "yes")
     assert registry.get_version(SAMPLE, sample.version).tags["mlc.reviewed"] == "yes"
+
+
+def test_versions_with_a_tag_are_found_across_models_in_one_search(registry, sample):
+    key = f"registry-tests.tag-{uuid.uuid4().hex[:6]}"
+    registry.set_version_tag(SAMPLE, sample.version, key, "a")
+    registry.set_version_tag(SAMPLE, sample.version, f"{key}-other", "x")
+    assert [(v.name, v.version) for v in registry.search_tagged_versions(key)] == [(SAMPLE, sample.version)]
+    assert registry.search_tagged_versions(f"{key}-never-set") == []
 
 
 def test_loaded_model_has_the_sklearn_flavour(registry, sample, tmp_path):

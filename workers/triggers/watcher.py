@@ -1,7 +1,8 @@
 """``mlc watch``: a new file where a model says its data arrives starts its back test or batch job, once.
 
 Every ``rescan_s`` the watcher reads the models' tags (:mod:`workers.triggers.watches`) and lists every
-place; between rescans, folders report changes through the operating system (:mod:`.folders`) and
+place: two searches of the registry (every model, and the versions tagged ``labeled_data``), however
+many models there are; between rescans, folders report changes through the operating system (:mod:`.folders`) and
 buckets through their S3 event notifications on an SQS queue (:mod:`.buckets`). A file is taken when
 it is whole: a local file once its size and modification time stayed the same for ``settle_s`` (or,
 with ``ready=marker``, once its marker file exists); an S3 object at once (or once its marker object
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from workers.clients.mlflow import ModelRegistry, RegistryError
+from workers.clients.mlflow import ModelRegistry, RegistryError, VersionRecord
 from workers.config import DataSettings, EngineSettings, MlflowSettings, S3Settings, WatchSettings
 from workers.engine import EngineClient, EngineError
 from workers.triggers.buckets import BucketError, BucketSource
@@ -78,7 +79,10 @@ class Watcher:
         """Read the models' tags again and list every place."""
         self._next_rescan = time.monotonic() + self.settings.rescan_s
         try:
-            models = [(model, self.registry.search_versions(model.name)) for model in self.registry.search_models()]
+            tagged: dict[str, list[VersionRecord]] = {}
+            for version in self.registry.search_tagged_versions("labeled_data"):
+                tagged.setdefault(version.name, []).append(version)
+            models = [(model, tagged.get(model.name, [])) for model in self.registry.search_models()]
             self.watches = watches_of(models, self.data, log.warning)
         except RegistryError as exc:
             log.warning("model tags not read, the watches stay as they were", error=str(exc))

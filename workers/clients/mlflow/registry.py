@@ -222,6 +222,15 @@ class ModelRegistry:
                            f"model {name!r}")
         return sorted((_version_record(v) for v in found), key=lambda v: int(v.version), reverse=True)
 
+    def search_tagged_versions(self, key: str) -> list[VersionRecord]:
+        """Every version of every model that has the tag ``key``, whatever its value: one paged search,
+        however many models there are."""
+        escaped = key.replace("`", "")
+        return [_version_record(v) for v in self._call(
+            lambda: list(self._rest.pages("model-versions/search", "model_versions",
+                                          filter=f"tags.`{escaped}` LIKE '%'", max_results=10_000)),
+            f"versions tagged {key}")]
+
     def set_version_tag(self, name: str, version: str | int, key: str, value: str) -> None:
         self._call(lambda: self._rest.post("model-versions/set-tag", {
             "name": name, "version": str(version), "key": key, "value": value}),
