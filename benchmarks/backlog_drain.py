@@ -93,7 +93,8 @@ def run_benchmark(settings: EngineSettings, tasks: int, replicas: int, max_tasks
                        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
                        **({"MLC_ENGINE_USER": settings.user} if settings.user else {}),
                        **({"MLC_ENGINE_PASSWORD": settings.password.get_secret_value()} if settings.password else {})}
-        workers = [subprocess.Popen([sys.executable, __file__, "--child", topic],
+        # the replicas log to stderr with the progress: stdout holds only the result line
+        workers = [subprocess.Popen([sys.executable, __file__, "--child", topic], stdout=sys.stderr,
                                     env={**environment, "MLC_WORKER_HEALTH_PORT": str(base + index),
                                          "MLC_WORKER_ID": f"replica-{index + 1}"})
                    for index in range(replicas)]
