@@ -249,7 +249,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         champion = _champion(stack, registry, data, task)
         champion_data = data.model_copy(update={"model_version": data.champion_version})
         if baseline is not None and monitors is not None:
-            _read_baseline(scorer, monitors, baseline, settings, chunk_rows)
+            _read_baseline(scorer, monitors, baseline, settings, chunk_rows, s3)
             task.progress("baseline read", baseline=baseline, rows=monitors.baseline.rows if monitors.baseline else 0)
         scratch = Path(stack.enter_context(scratch_dir("metrics")))
         output_path = _local_output_path(data.output_file, scratch)
@@ -343,11 +343,11 @@ def _monitor_data(request: MonitorRequest, model: LoadedModel, data: MetricsJobI
 
 
 def _read_baseline(scorer: _Scorer, monitors: MonitorData, baseline: str, settings: MlflowSettings,
-                   chunk_rows: int) -> None:
+                   chunk_rows: int, s3: S3Settings | None) -> None:
     """The baseline into ``monitors``, scored with the model when stability asks for the score's PSI."""
     required = scorer.predictor.feature_names or ()
     for first_row, chunk in _numbered(read_chunks(baseline, settings, chunk_rows=chunk_rows,
-                                                  required_columns=required)):
+                                                  required_columns=required, s3=s3)):
         scores = None
         if monitors.request.asks("stability"):
             try:
