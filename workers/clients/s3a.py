@@ -3,10 +3,10 @@
 pyspark from PyPI ships Hadoop's client but neither ``hadoop-aws`` nor the AWS SDK it needs. A session that
 reads or writes ``s3://`` gets them as ``spark.jars.packages``: Spark resolves them from Maven Central with
 Ivy when its JVM starts, and keeps them in its Ivy cache (``~/.ivy2.5.2``), so that only the first start
-downloads them (about 14 MB). ``hadoop-aws`` must be the version of the Hadoop that pyspark ships (the
+downloads them (42 jars, 15 MB). ``hadoop-aws`` must be the version of the Hadoop that pyspark ships (the
 ``hadoop-client-api-<version>.jar`` of its jars folder). It declares the whole AWS SDK ``bundle`` (about
 690 MB), which is excluded in favour of the SDK modules S3A uses, at the SDK version that Hadoop release was
-built with; netty is excluded too, Spark has its own.
+built with; so is netty, whose classes Spark's own jars give first.
 
 The storage is the one of :class:`S3Settings`: its endpoint (with path-style access) and region. Credentials
 come from the AWS SDK's default chain in Spark's JVM (``AWS_ACCESS_KEY_ID`` and ``AWS_SECRET_ACCESS_KEY``,
