@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import pytest
 from pydantic import SecretStr
 
 from devservers.jira import JiraDevServer
-from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings
+from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings, S3Settings
 from workers.engine import EngineClient
 from workers.fleet.processes import FleetError, ManagedProcess, engine_process, mlflow_process
 
@@ -214,3 +215,34 @@ def postgres() -> Iterator[int]:
     yield port
     as_postgres("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
     shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Settings]:
+    """A real S3-compatible server (moto's) on a free port, with credentials in the environment."""
+    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    host, port = server.get_host_and_port()
+    yield S3Settings(endpoint_url=f"http://{host}:{port}", region="us-east-1")
+    server.stop()
+    for name, value in saved.items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+
+
+def new_bucket(s3: S3Settings) -> str:
+    """A new, empty bucket on the S3-compatible server of ``s3``; its name."""
+    import pyarrow.fs as pafs
+
+    name = f"scores-{uuid.uuid4().hex[:12]}"
+    pafs.S3FileSystem(endpoint_override=s3.endpoint_url.removeprefix("http://"), scheme="http",
+                      region="us-east-1", allow_bucket_creation=True).create_dir(name)
+    return name
+
+
+@pytest.fixture
+def bucket(s3_server: S3Settings) -> str:
+    """A new, empty bucket on the moto server."""
+    return new_bucket(s3_server)

@@ -37,7 +37,7 @@ def engine_variables() -> set[str]:
 
 
 def runtimes_file_variables() -> set[str]:
-    return set(re.findall(r"\$\{(MLC_[A-Z_]+)", (REPO / "deploy/runtimes.yaml").read_text()))
+    return set(re.findall(r"\$\{(MLC_[A-Z0-9_]+)", (REPO / "deploy/runtimes.yaml").read_text()))
 
 
 def compose_variables() -> set[str]:

@@ -3,9 +3,6 @@ server (moto's, when moto is installed); refused and failed jobs leave nothing b
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import free_port
 from workers.clients.mlflow.registry import LoadedModel
 from workers.clients.objectstore import locate
 from workers.config import MlflowSettings, S3Settings
@@ -238,31 +234,6 @@ def test_missing_feature_columns_are_named(classifier, data, tmp_path):
 
 
 # -- object storage --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Settings]:
-    """A real S3-compatible server (moto's) on a free port, with credentials in the environment."""
-    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    host, port = server.get_host_and_port()
-    yield S3Settings(endpoint_url=f"http://{host}:{port}", region="us-east-1")
-    server.stop()
-    for name, value in saved.items():
-        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
-
-
-@pytest.fixture
-def bucket(s3_server: S3Settings) -> str:
-    import pyarrow.fs as pafs
-
-    name = f"scores-{uuid.uuid4().hex[:12]}"
-    pafs.S3FileSystem(endpoint_override=s3_server.endpoint_url.removeprefix("http://"), scheme="http",
-                      region="us-east-1", allow_bucket_creation=True).create_dir(name)
-    return name
 
 
 def keys(s3: S3Settings, bucket: str) -> list[str]:

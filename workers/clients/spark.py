@@ -3,7 +3,9 @@ needs it and stopped when the process exits.
 
 Starting a session costs seconds (a JVM, its scheduler, Python workers), so it is kept between jobs and
 shared by the tasks a worker runs at once. A job asking for another master or configuration than the
-running session's waits until no job uses it, then gets a new session (Spark allows one per process).
+running session's waits until no job uses it, then gets a new session (Spark allows one per process) in a
+new JVM: Spark reads some settings only when its JVM starts (``spark.jars.packages``, ``spark.driver.memory``)
+and Hadoop keeps the file systems it opened, with their settings (``fs.s3a.endpoint``), for the JVM's life.
 
 ``pyspark`` is the optional extra ``spark`` (``pip install 'mlc-manager[spark]'``) and needs Java 17 or
 later; without it a spark runtime's job is :class:`SparkUnavailable`. With a ``local[...]`` master the
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -50,6 +53,7 @@ class _Sessions:
                 self._changed.wait()
             if self._session is None or self._key != key:
                 self._stop()
+                _stop_jvm()
                 self._session = _started(master, config)
                 self._key = key
             self._users += 1
@@ -93,8 +97,36 @@ def _started(master: str, config: Mapping[str, str]) -> Any:
     try:
         return builder.getOrCreate()
     except Exception as exc:  # py4j and the JVM raise many types when a master or a setting is wrong
+        packages = settings.get("spark.jars.packages")
+        hint = (f" (the JVM first resolves spark.jars.packages {packages} through Ivy, from its cache or Maven "
+                "Central: Spark's output on this worker's stderr says what failed)") if packages else ""
         raise SparkUnavailable(f"cannot start a Spark session on master {master!r}: {type(exc).__name__}: "
-                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}") from exc
+                               f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}{hint}") from exc
+
+
+def _stop_jvm() -> None:
+    """Stop the JVM pyspark started in this process (its next session starts a new one), if there is one."""
+    try:
+        from pyspark import SparkContext
+    except ImportError:
+        return
+    gateway = SparkContext._gateway
+    if gateway is None:
+        return
+    process = getattr(gateway, "proc", None)
+    try:
+        gateway.shutdown()
+    except Exception:  # noqa: BLE001 - a JVM already gone has no connection left to close
+        pass
+    if process is not None:
+        process.stdin.close()  # pyspark's gateway exits when its standard input closes
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
 
 
 _SESSIONS = _Sessions()

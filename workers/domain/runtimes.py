@@ -65,6 +65,9 @@ class SparkSpec(BaseModel):
     master: str = Field(min_length=1)
     config: dict[str, str] = Field(default_factory=dict)
     staging: str | None = None
+    s3a_packages: bool = True
+    """Whether a job that reads or stages on ``s3://`` adds ``hadoop-aws`` and the AWS SDK to
+    ``spark.jars.packages`` (:mod:`workers.clients.s3a`); false for a cluster with its own ``hadoop-aws``."""
 
     @field_validator("staging")
     @classmethod

@@ -1,13 +1,14 @@
 """Batch scoring on Spark: the job of a runtime of kind ``spark`` (:class:`~workers.domain.runtimes.SparkSpec`).
 
-The input (CSV or Parquet, a local path, ``file://`` or ``s3://``, read by Spark as ``s3a://``) is read by
-Spark, scored by the version's MLflow model as a Spark UDF (``mlflow.pyfunc.spark_udf``, through
-:mod:`workers.clients.mlflow.spark`) and, for a scikit-learn classifier, by its ``predict_proba`` (the
-estimator broadcast to the executors) for the ``score``, exactly as the in-process scorer
-(:mod:`workers.domain.scoring`) computes them. The executors write the scored rows as Parquet parts into
-the runtime's staging folder; the worker then streams the parts, in order, into the one output file with
-the same :class:`~workers.domain.datafiles.ChunkWriter` the in-process job uses, so the output is the same
-single file in either case, appears only when the job is committed and nothing is left on failure.
+The input (CSV or Parquet, a local path, ``file://`` or ``s3://``, read by Spark as ``s3a://`` with the
+packages and settings of :mod:`workers.clients.s3a`) is read by Spark, scored by the version's MLflow model
+as a Spark UDF (``mlflow.pyfunc.spark_udf``, through :mod:`workers.clients.mlflow.spark`) and, for a
+scikit-learn classifier, by its ``predict_proba`` (the estimator broadcast to the executors) for the
+``score``, exactly as the in-process scorer (:mod:`workers.domain.scoring`) computes them. The executors
+write the scored rows as Parquet parts into the runtime's staging folder; the worker then streams the parts,
+in order, into the one output file with the same :class:`~workers.domain.datafiles.ChunkWriter` the
+in-process job uses, so the output is the same single file in either case (an ``s3://`` output is written
+by the worker, not by Spark), appears only when the job is committed and nothing is left on failure.
 
 The metrics job uses :func:`spark_scored_chunks`: the labelled file scored on Spark, read back chunk by
 chunk with each row's prediction and class probabilities beside it.
@@ -30,7 +31,7 @@ import pandas as pd
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from workers.clients import objectstore, spark
+from workers.clients import objectstore, s3a, spark
 from workers.clients.mlflow import artifacts
 from workers.clients.mlflow.registry import LoadedModel
 from workers.clients.mlflow.spark import model_udf
@@ -106,13 +107,15 @@ class SparkScoringJob:
         started = time.monotonic()
         required = [*([self.label_column] if self.label_column else []), *(self.keep_columns or [])]
         with ExitStack() as stack:
-            session = stack.enter_context(spark.session(self._spec.master, _session_config(self._spec, self._s3)))
-            frame = _read(session, stack, self.input_uri, self._mlflow, self._s3, required)
+            location = _location(stack, self.input_uri, self._mlflow, self._s3)
+            staged = stack.enter_context(_staging(self._spec, self._s3))
+            config = _session_config(self._spec, self._s3, location, staged)
+            session = stack.enter_context(spark.session(self._spec.master, config))
+            frame = _read(session, location, self.input_uri, required)
             rows_in = frame.count()
             features = frame.drop(self.label_column) if self.label_column else frame
             kept = features.columns if self.keep_columns is None else self.keep_columns
             scored = _scored(session, model, features, self.input_uri, keep=kept, probabilities=False)
-            staged = stack.enter_context(_staging(self._spec, self._s3))
             _write_parts(scored, staged, self.input_uri)
             if progress is not None:
                 progress("scored on spark", rows=rows_in, application_id=session.sparkContext.applicationId,
@@ -159,11 +162,13 @@ def spark_scored_chunks(input_uri: str, model: LoadedModel, spark_spec: SparkSpe
     :data:`SCORED` and, for a classifier with probabilities, :data:`PROBABILITIES`) and the Spark
     application id. The staged parts are removed when the block ends. Errors as the batch job's."""
     with ExitStack() as stack:
-        session = stack.enter_context(spark.session(spark_spec.master, _session_config(spark_spec, s3)))
-        frame = _read(session, stack, input_uri, mlflow, s3, [label_column, *required_columns])
+        location = _location(stack, input_uri, mlflow, s3)
+        staged = stack.enter_context(_staging(spark_spec, s3))
+        session = stack.enter_context(spark.session(spark_spec.master, _session_config(spark_spec, s3, location,
+                                                                                       staged)))
+        frame = _read(session, location, input_uri, [label_column, *required_columns])
         scored = _scored(session, model, frame.drop(label_column), input_uri, keep=frame.columns,
                          probabilities=True, source=frame)
-        staged = stack.enter_context(_staging(spark_spec, s3))
         _write_parts(scored, staged, input_uri)
         yield _parts(staged, s3, chunk_rows), session.sparkContext.applicationId
 
@@ -185,20 +190,17 @@ def spark_uri(uri: str) -> str:
     return path.absolute().as_uri()
 
 
-def _session_config(spec: SparkSpec, s3: S3Settings | None) -> dict[str, str]:
-    """The runtime's configuration, with the object storage of ``s3`` for ``s3a://`` unless it names its own."""
-    config = dict(spec.config)
-    settings = s3 or S3Settings()
-    if settings.endpoint_url is not None:
-        config.setdefault("spark.hadoop.fs.s3a.endpoint", settings.endpoint_url)
-        config.setdefault("spark.hadoop.fs.s3a.path.style.access", "true")
-    return config
+def _session_config(spec: SparkSpec, s3: S3Settings | None, *locations: str) -> dict[str, str]:
+    """The runtime's configuration, with what ``s3a://`` needs (:func:`workers.clients.s3a.session_config`)
+    when Spark reads or writes one of ``locations`` there."""
+    if not any(location.startswith("s3a://") for location in map(spark_uri, locations)):
+        return dict(spec.config)
+    return s3a.session_config(spec.config, s3 or S3Settings(), with_packages=spec.s3a_packages)
 
 
-def _read(session: Any, stack: ExitStack, uri: str, mlflow: MlflowSettings, s3: S3Settings | None,
-          required: Sequence[str]) -> Any:
-    """The Spark frame of the file at ``uri``, its existence, rows and ``required`` columns checked."""
-    kind = data_format(uri)
+def _location(stack: ExitStack, uri: str, mlflow: MlflowSettings, s3: S3Settings | None) -> str:
+    """Where Spark reads the file at ``uri`` (an MLflow artifact is copied to the worker first, which a local
+    master's executors share), checked to exist before any Spark session is asked for."""
     if objectstore.is_s3(uri) or artifacts.is_local(uri):
         located = objectstore.locate(uri, s3)
         if located is None:
@@ -210,12 +212,16 @@ def _read(session: Any, stack: ExitStack, uri: str, mlflow: MlflowSettings, s3: 
             raise InputUnreadable(f"{uri}: cannot read ({exc})") from exc
         if found != pafs.FileType.File:
             raise InputUnreadable(f"{uri}: no such file")
-        location = spark_uri(uri)
-    else:  # an MLflow artifact: copied to the worker first, which a local master's executors share
-        try:
-            location = spark_uri(str(stack.enter_context(artifacts.local_copy(uri, mlflow))))
-        except artifacts.ArtifactNotFound as exc:
-            raise InputUnreadable(str(exc)) from exc
+        return spark_uri(uri)
+    try:
+        return spark_uri(str(stack.enter_context(artifacts.local_copy(uri, mlflow))))
+    except artifacts.ArtifactNotFound as exc:
+        raise InputUnreadable(str(exc)) from exc
+
+
+def _read(session: Any, location: str, uri: str, required: Sequence[str]) -> Any:
+    """The Spark frame of the file at ``uri`` (read at ``location``), its rows and ``required`` columns checked."""
+    kind = data_format(uri)
     try:
         if kind == "csv":
             frame = session.read.csv(location, header=True, inferSchema=True, mode="FAILFAST",
@@ -224,7 +230,7 @@ def _read(session: Any, stack: ExitStack, uri: str, mlflow: MlflowSettings, s3: 
             frame = session.read.parquet(location)
         empty = not frame.columns or not frame.head(1)
     except Exception as exc:  # py4j and Spark raise their own types for unreadable files
-        raise InputUnreadable(f"{uri}: {_malformed(kind)}: {_first_line(exc)}") from exc
+        raise _unreadable(uri, exc) from exc
     if not frame.columns:
         raise InputUnreadable(f"{uri}: the file is empty")
     if empty:
@@ -300,6 +306,8 @@ def _staging(spec: SparkSpec, s3: S3Settings | None) -> Iterator[str]:
             yield str(Path(directory) / "parts")
         return
     base = spec.staging.replace("s3a://", "s3://", 1).rstrip("/")
+    if objectstore.is_s3(base):
+        _check_bucket(base, s3 or S3Settings())
     staged = f"{base}/mlc-{uuid.uuid4().hex}"
     try:
         yield staged
@@ -313,15 +321,26 @@ def _staging(spec: SparkSpec, s3: S3Settings | None) -> Iterator[str]:
                 pass
 
 
+def _check_bucket(staging: str, s3: S3Settings) -> None:
+    """Refuse a staging folder on object storage that cannot be reached or whose bucket does not exist, which
+    Spark would find out only after minutes of retries."""
+    bucket = urlparse(staging).netloc
+    try:
+        found = objectstore.s3_filesystem(s3).get_file_info(bucket).type
+    except OSError as exc:
+        raise spark.SparkUnavailable(f"{staging}: cannot reach the runtime's staging folder ({exc})") from exc
+    if found != pafs.FileType.Directory:
+        raise spark.SparkUnavailable(f"{staging}: no bucket {bucket!r} (the runtime's staging folder)")
+
+
 def _write_parts(scored: Any, staged: str, uri: str) -> None:
     try:
         scored.write.mode("error").parquet(spark_uri(staged))
     except ModelFailed:
         raise
     except Exception as exc:  # the executors' errors come back wrapped by py4j and Spark
-        text = str(exc)
-        if "Malformed" in text or "MALFORMED" in text:
-            raise InputUnreadable(f"{uri}: {_malformed(data_format(uri))}: {_first_line(exc)}") from exc
+        if _is_malformed(exc):
+            raise _unreadable(uri, exc) from exc
         raise ModelFailed(f"{uri}: scoring on Spark failed: {_first_line(exc)}") from exc
 
 
@@ -342,10 +361,27 @@ def _quoted(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _malformed(kind: str) -> str:
-    return "malformed CSV" if kind == "csv" else "malformed Parquet"
+def _unreadable(uri: str, exc: BaseException) -> InputUnreadable:
+    """Spark's failure to read the file at ``uri``: its data (malformed), or the file itself (storage, access)."""
+    what = "cannot read"
+    if _is_malformed(exc):
+        what = "malformed CSV" if data_format(uri) == "csv" else "malformed Parquet"
+    return InputUnreadable(f"{uri}: {what}: {_first_line(exc)}")
+
+
+def _is_malformed(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Malformed" in text or "MALFORMED" in text
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message; for a Java exception py4j passes on, of the Java exception's own
+    (py4j's first line names only the call that failed)."""
     text = str(exc).strip()
+    java = getattr(exc, "java_exception", None)
+    if java is not None:
+        try:
+            text = str(java.toString()).strip() or text
+        except Exception:  # noqa: BLE001 - the JVM is gone: py4j's own message is all there is
+            pass
     return text.splitlines()[0] if text else type(exc).__name__

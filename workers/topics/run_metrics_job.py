@@ -65,7 +65,7 @@ from workers.clients.mlflow.registry import (
     VersionRecord,
 )
 from workers.clients.spark import SparkUnavailable
-from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
+from workers.config import DataSettings, MlflowSettings, RuntimeSettings, S3Settings, load
 from workers.domain.datafiles import (
     DEFAULT_CHUNK_ROWS,
     ChunkWriter,
@@ -142,9 +142,10 @@ Handler = Callable[[MetricsJobInput, TaskContext], MetricsJobOutput]
 
 def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = None,
                  chunk_rows: int = DEFAULT_CHUNK_ROWS, progress_every: int = 10,
-                 inventory_file: Path | None = None) -> Handler:
+                 inventory_file: Path | None = None, s3: S3Settings | None = None) -> Handler:
     """The ``run-metrics-job`` handler against the MLflow of ``settings``, files only where
-    ``data_roots`` allows (default: from the environment).
+    ``data_roots`` allows (default: from the environment), ``s3://`` files on the object storage of ``s3``
+    (default: from the environment).
 
     Reads ``chunk_rows`` rows at a time and reports progress every ``progress_every`` chunks. A ``RUNTIME``
     that the inventory at ``inventory_file`` has as a ``spark`` runtime scores on its Spark master.
@@ -158,7 +159,7 @@ def make_handler(settings: MlflowSettings, *, data_roots: DataSettings | None = 
                 "input_file": confine(data.input_file, allowed),
                 "output_file": None if data.output_file is None else confine(data.output_file, allowed)})
             spark_spec = _spark_runtime(inventory_file, data.runtime)
-            return _run(registry, settings, allowed, data, task, chunk_rows, progress_every, spark_spec)
+            return _run(registry, settings, allowed, data, task, chunk_rows, progress_every, spark_spec, s3)
         except PathNotAllowed as exc:
             raise BusinessError(exc.code, exc.message) from exc
         except TargetExists as exc:
@@ -230,7 +231,8 @@ def _monitors(registry: ModelRegistry, allowed: DataSettings, data: MetricsJobIn
 
 
 def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSettings, data: MetricsJobInput,
-         task: TaskContext, chunk_rows: int, progress_every: int, spark_spec: SparkSpec | None) -> MetricsJobOutput:
+         task: TaskContext, chunk_rows: int, progress_every: int, spark_spec: SparkSpec | None,
+         s3: S3Settings | None) -> MetricsJobOutput:
     recorded = _recorded(registry, settings, data, task)
     if recorded is not None:
         return recorded
@@ -247,7 +249,7 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         champion = _champion(stack, registry, data, task)
         champion_data = data.model_copy(update={"model_version": data.champion_version})
         if baseline is not None and monitors is not None:
-            _read_baseline(scorer, monitors, baseline, settings, chunk_rows)
+            _read_baseline(scorer, monitors, baseline, settings, chunk_rows, s3)
             task.progress("baseline read", baseline=baseline, rows=monitors.baseline.rows if monitors.baseline else 0)
         scratch = Path(stack.enter_context(scratch_dir("metrics")))
         output_path = _local_output_path(data.output_file, scratch)
@@ -258,10 +260,10 @@ def _run(registry: ModelRegistry, settings: MlflowSettings, allowed: DataSetting
         required = [data.label_column, *_protected(request)]
         spark_run: dict[str, str] = {}
         if spark_spec is None:
-            chunks = read_chunks(data.input_file, settings, chunk_rows=chunk_rows, required_columns=required)
+            chunks = read_chunks(data.input_file, settings, chunk_rows=chunk_rows, required_columns=required, s3=s3)
         else:
             chunks, application_id = stack.enter_context(spark_scored_chunks(
-                data.input_file, model, spark_spec, mlflow=settings, label_column=data.label_column,
+                data.input_file, model, spark_spec, mlflow=settings, s3=s3, label_column=data.label_column,
                 required_columns=required, chunk_rows=chunk_rows))
             spark_run = {"mlc.runtime_kind": "spark", "mlc.spark_application_id": application_id,
                          "mlc.spark_master": spark_spec.master}
@@ -341,11 +343,11 @@ def _monitor_data(request: MonitorRequest, model: LoadedModel, data: MetricsJobI
 
 
 def _read_baseline(scorer: _Scorer, monitors: MonitorData, baseline: str, settings: MlflowSettings,
-                   chunk_rows: int) -> None:
+                   chunk_rows: int, s3: S3Settings | None) -> None:
     """The baseline into ``monitors``, scored with the model when stability asks for the score's PSI."""
     required = scorer.predictor.feature_names or ()
     for first_row, chunk in _numbered(read_chunks(baseline, settings, chunk_rows=chunk_rows,
-                                                  required_columns=required)):
+                                                  required_columns=required, s3=s3)):
         scores = None
         if monitors.request.asks("stability"):
             try:
@@ -483,7 +485,7 @@ TOPIC = Topic(
     input_model=MetricsJobInput,
     output_model=MetricsJobOutput,
     build_handler=lambda: make_handler(load(MlflowSettings), data_roots=load(DataSettings),
-                                       inventory_file=load(RuntimeSettings).file),
+                                       inventory_file=load(RuntimeSettings).file, s3=load(S3Settings)),
     description="score labelled data with a model version, record its metrics as an MLflow run",
     bpmn_errors=(
         BpmnError("TEST_JOB_FAILED", "the job cannot score or measure: unreadable data, model not loadable, a monitor "
