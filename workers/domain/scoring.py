@@ -15,10 +15,10 @@ Every problem is a :class:`ScoringError` saying on which side it lies: :class:`I
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from workers.domain.datafiles import (
 )
 
 __all__ = [
+    "BaseScoringJob",
     "InputUnreadable",
     "ModelFailed",
     "OutputExists",
@@ -151,18 +152,12 @@ def _score(probabilities: np.ndarray) -> np.ndarray:
     return probabilities[:, -1] if probabilities.shape[1] == 2 else probabilities.max(axis=1)
 
 
-class ScoringJob:
-    """One input file scored with one model into one output, used as a context manager::
-
-        with ScoringJob(input_uri, output_uri, mlflow=settings) as job:   # locations checked here
-            summary = job.run(model)                                     # scored into a hidden file
-            ...                                                          # record the job, say
-        # the output is in place now; on an error in the block it is dropped
-
-    The output has ``keep_columns`` of the input (default: all but ``label_column``) followed by
-    ``prediction`` and, for a classifier with probabilities, ``score``. ``label_column``, when given,
-    must be in the input and is never given to the model.
-    """
+class BaseScoringJob:
+    """What every scoring job shares (:class:`ScoringJob`, :class:`~workers.domain.spark_scoring.SparkScoringJob`):
+    the input's type and the output location checked when the job is made, the scored chunks written in
+    order into a hidden output file, which is moved into place when the ``with`` block ends without an
+    error (:meth:`commit`) and dropped otherwise (:meth:`abort`). A job's ``run`` scores the input and
+    hands the scored chunks to :meth:`_write`."""
 
     def __init__(
         self,
@@ -194,27 +189,84 @@ class ScoringJob:
         except DataFileError as exc:
             raise OutputUnwritable(str(exc)) from exc
 
-    def run(self, model: LoadedModel, *, progress: Progress | None = None, progress_every: int = 10) -> ScoringSummary:
-        """Score the input into the hidden output file; reports ``scoring`` every ``progress_every`` chunks."""
-        started = time.monotonic()
-        predictor = Predictor(model)
-        rows_in = chunks = 0
-        for chunks, batch in enumerate(self._input(), start=1):
-            rows_in += batch.num_rows
-            scored = self._score(predictor, batch, first_row=rows_in - batch.num_rows)
+    @property
+    def required_columns(self) -> list[str]:
+        """The input columns the job cannot do without: the label column, when given, and the kept ones."""
+        return [*([self.label_column] if self.label_column else []), *(self.keep_columns or [])]
+
+    def _write(self, chunks: Iterable[pa.RecordBatch | pd.DataFrame], *, progress: Progress | None, every: int,
+               step: str, started: float | None = None) -> int:
+        """Write ``chunks`` in order into the hidden output file; returns how many were written. Every
+        ``every`` chunks, reports ``step`` with the chunks and rows written so far (and, given ``started``,
+        the seconds since)."""
+        written = 0
+        for written, chunk in enumerate(chunks, start=1):
             try:
-                self._writer.write(scored)
+                self._writer.write(chunk)
             except DataFileError as exc:
                 raise OutputUnwritable(str(exc)) from exc
-            if progress is not None and chunks % progress_every == 0:
-                progress("scoring", chunks=chunks, rows=rows_in, seconds=round(time.monotonic() - started, 1))
+            if progress is not None and written % every == 0:
+                timing = {} if started is None else {"seconds": round(time.monotonic() - started, 1)}
+                progress(step, chunks=written, rows=self._writer.rows, **timing)
+        return written
+
+    def _summary(self, started: float, *, rows_in: int, chunks: int) -> ScoringSummary:
+        """The job so far: ``rows_in`` read, the rows written, and the seconds since ``started``."""
         return ScoringSummary(rows_in=rows_in, rows_out=self._writer.rows, seconds=time.monotonic() - started,
                               output_uri=self.output_uri, chunks=chunks)
 
-    def _input(self) -> Iterator[pa.RecordBatch]:
-        required = [*([self.label_column] if self.label_column else []), *(self.keep_columns or [])]
+    def commit(self) -> str:
+        """Move the scored file into place; returns the output URI."""
         try:
-            yield from read_batches(self.input_uri, self._mlflow, required_columns=required,
+            return self._writer.close()
+        except TargetExists as exc:
+            raise OutputExists(str(exc)) from exc
+        except DataFileError as exc:
+            raise OutputUnwritable(str(exc)) from exc
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        if kind is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class ScoringJob(BaseScoringJob):
+    """One input file scored in this process with one model into one output, used as a context manager::
+
+        with ScoringJob(input_uri, output_uri, mlflow=settings) as job:   # locations checked here
+            summary = job.run(model)                                     # scored into a hidden file
+            ...                                                          # record the job, say
+        # the output is in place now; on an error in the block it is dropped
+
+    The output has ``keep_columns`` of the input (default: all but ``label_column``) followed by
+    ``prediction`` and, for a classifier with probabilities, ``score``. ``label_column``, when given,
+    must be in the input and is never given to the model.
+    """
+
+    def run(self, model: LoadedModel, *, progress: Progress | None = None, progress_every: int = 10) -> ScoringSummary:
+        """Score the input into the hidden output file; reports ``scoring`` every ``progress_every`` chunks."""
+        started = time.monotonic()
+        chunks = self._write(self._scored(Predictor(model)), progress=progress, every=progress_every,
+                             step="scoring", started=started)
+        # each chunk read is scored into one chunk of as many rows (_score checks), so rows in are rows out
+        return self._summary(started, rows_in=self._writer.rows, chunks=chunks)
+
+    def _scored(self, predictor: Predictor) -> Iterator[pa.RecordBatch]:
+        rows = 0
+        for batch in self._input():
+            yield self._score(predictor, batch, first_row=rows)
+            rows += batch.num_rows
+
+    def _input(self) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from read_batches(self.input_uri, self._mlflow, required_columns=self.required_columns,
                                    chunk_rows=self._chunk_rows, s3=self._s3)
         except DataFileError as exc:
             raise InputUnreadable(str(exc)) from exc
@@ -235,27 +287,6 @@ class ScoringJob:
             raise ModelFailed(
                 f"model {model.name!r} version {model.version} failed to score rows {first_row + 1} to "
                 f"{first_row + batch.num_rows} of {self.input_uri}: {type(exc).__name__}: {exc}") from exc
-
-    def commit(self) -> str:
-        """Move the scored file into place; returns the output URI."""
-        try:
-            return self._writer.close()
-        except TargetExists as exc:
-            raise OutputExists(str(exc)) from exc
-        except DataFileError as exc:
-            raise OutputUnwritable(str(exc)) from exc
-
-    def abort(self) -> None:
-        self._writer.abort()
-
-    def __enter__(self) -> ScoringJob:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 def score_file(model: LoadedModel, input_uri: str, output_uri: str, *, mlflow: MlflowSettings,

@@ -20,9 +20,8 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlparse
 
@@ -36,20 +35,14 @@ from workers.clients.mlflow import artifacts
 from workers.clients.mlflow.registry import LoadedModel
 from workers.clients.mlflow.spark import model_udf
 from workers.config import MlflowSettings, S3Settings
-from workers.domain.datafiles import (
-    DEFAULT_CHUNK_ROWS,
-    ChunkWriter,
-    DataFileError,
-    TargetExists,
-    data_format,
-)
+from workers.domain.datafiles import DEFAULT_CHUNK_ROWS, data_format
 from workers.domain.runtimes import SparkSpec
 from workers.domain.scoring import (
     PREDICTION,
     SCORE,
+    BaseScoringJob,
     InputUnreadable,
     ModelFailed,
-    OutputExists,
     OutputUnwritable,
     Predictor,
     Progress,
@@ -74,7 +67,7 @@ class SparkScoringSummary(ScoringSummary):
     master: str = ""
 
 
-class SparkScoringJob:
+class SparkScoringJob(BaseScoringJob):
     """One input file scored on Spark with one model into one output; used as
     :class:`workers.domain.scoring.ScoringJob` is (same arguments, same errors, same output), with the
     runtime's ``spark`` section."""
@@ -82,36 +75,20 @@ class SparkScoringJob:
     def __init__(self, input_uri: str, output_uri: str, *, mlflow: MlflowSettings, spark_spec: SparkSpec,
                  s3: S3Settings | None = None, overwrite: bool = False, label_column: str | None = None,
                  keep_columns: Sequence[str] | None = None, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> None:
-        self.input_uri = input_uri
-        self.output_uri = output_uri
-        self.label_column = label_column
-        self.keep_columns = None if keep_columns is None else list(keep_columns)
-        self._mlflow = mlflow
+        super().__init__(input_uri, output_uri, mlflow=mlflow, s3=s3, overwrite=overwrite, label_column=label_column,
+                         keep_columns=keep_columns, chunk_rows=chunk_rows)
         self._spec = spark_spec
-        self._s3 = s3
-        self._chunk_rows = chunk_rows
-        try:
-            data_format(input_uri)
-        except DataFileError as exc:
-            raise InputUnreadable(str(exc)) from exc
-        try:
-            self._writer = ChunkWriter(output_uri, overwrite=overwrite, s3=s3)
-        except TargetExists as exc:
-            raise OutputExists(str(exc)) from exc
-        except DataFileError as exc:
-            raise OutputUnwritable(str(exc)) from exc
 
     def run(self, model: LoadedModel, *, progress: Progress | None = None,
             progress_every: int = 10) -> SparkScoringSummary:
         """Score the input on Spark and stream the scored parts into the hidden output file."""
         started = time.monotonic()
-        required = [*([self.label_column] if self.label_column else []), *(self.keep_columns or [])]
         with ExitStack() as stack:
             location = _location(stack, self.input_uri, self._mlflow, self._s3)
             staged = stack.enter_context(_staging(self._spec, self._s3))
             config = _session_config(self._spec, self._s3, location, staged)
             session = stack.enter_context(spark.session(self._spec.master, config))
-            frame = _read(session, location, self.input_uri, required)
+            frame = _read(session, location, self.input_uri, self.required_columns)
             rows_in = frame.count()
             features = frame.drop(self.label_column) if self.label_column else frame
             kept = features.columns if self.keep_columns is None else self.keep_columns
@@ -120,38 +97,10 @@ class SparkScoringJob:
             if progress is not None:
                 progress("scored on spark", rows=rows_in, application_id=session.sparkContext.applicationId,
                          seconds=round(time.monotonic() - started, 1))
-            chunks = 0
-            for chunks, chunk in enumerate(_parts(staged, self._s3, self._chunk_rows), start=1):
-                try:
-                    self._writer.write(chunk)
-                except DataFileError as exc:
-                    raise OutputUnwritable(str(exc)) from exc
-                if progress is not None and chunks % progress_every == 0:
-                    progress("writing", chunks=chunks, rows=self._writer.rows)
-            return SparkScoringSummary(rows_in=rows_in, rows_out=self._writer.rows,
-                                       seconds=time.monotonic() - started, output_uri=self.output_uri,
-                                       chunks=chunks, application_id=session.sparkContext.applicationId,
-                                       master=self._spec.master)
-
-    def commit(self) -> str:
-        try:
-            return self._writer.close()
-        except TargetExists as exc:
-            raise OutputExists(str(exc)) from exc
-        except DataFileError as exc:
-            raise OutputUnwritable(str(exc)) from exc
-
-    def abort(self) -> None:
-        self._writer.abort()
-
-    def __enter__(self) -> SparkScoringJob:
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
-        if kind is None:
-            self.commit()
-        else:
-            self.abort()
+            chunks = self._write(_parts(staged, self._s3, self._chunk_rows), progress=progress,
+                                 every=progress_every, step="writing")
+            return SparkScoringSummary(**asdict(self._summary(started, rows_in=rows_in, chunks=chunks)),
+                                       application_id=session.sparkContext.applicationId, master=self._spec.master)
 
 
 @contextmanager
