@@ -38,6 +38,7 @@ __all__ = [
     "model_details",
     "registry_outcomes",
     "test_assets",
+    "version_test_data",
 ]
 
 DEFAULT_LABEL_COLUMN = "label"
@@ -77,6 +78,11 @@ def test_assets(registry: ModelRegistry, version: VersionRecord) -> TestAssets:
 def flag(tags: dict[str, str], name: str) -> bool:
     """Whether the tag ``name`` of ``tags`` is set to true (``true``, ``yes``, ``1``, ``y``, ``on``)."""
     return tags.get(name, "").strip().lower() in ("true", "yes", "1", "y", "on")
+
+
+def version_test_data(registry: ModelRegistry, version: VersionRecord) -> str | None:
+    """The version's test data alone: its tag ``test_data``, else the test data its run logged."""
+    return version.tags.get("test_data") or _RunFiles(registry, version.run_id).first(TEST_DATA_ARTIFACTS)
 
 
 def baseline_data(registry: ModelRegistry, version: VersionRecord) -> str | None:

@@ -20,9 +20,10 @@ once when its number is higher (MLServer's default version is the highest). Whil
 same reason. Both names are the version's own, so two versions of one model deployed at once (two
 Deploy instances) never load or unload each other's.
 
-Also the pieces ``deploy-model`` and ``record-deployments`` share: the runtime of a task, the record
-of a version in service, the rows a version was checked with, unloading without minding what is
-already gone.
+Also the pieces ``deploy-model``, ``record-deployments`` and ``warm-up-model`` share: the runtime of a
+task, the MLServer clients of its endpoints, a version's model files downloaded into a folder, the rows
+of test data a version is sent, the record of a version in service, the rows a version was checked
+with, unloading without minding what is already gone.
 """
 
 from __future__ import annotations
@@ -30,14 +31,26 @@ from __future__ import annotations
 import glob
 import json
 import shutil
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from workers.clients.mlflow.registry import VersionRecord
+import pandas as pd
+
+from workers.clients.mlflow.registry import (
+    ModelRegistry,
+    RegistryError,
+    RegistryUnavailable,
+    ResourceNotFound,
+    VersionRecord,
+)
 from workers.clients.mlserver import MlserverClient, MlserverError
+from workers.config import DataSettings, MlflowSettings
+from workers.domain.datafiles import DataFileError, read_chunks
 from workers.domain.deployments import DEPLOYMENT_TAG_PREFIX, DeploymentRecord
 from workers.domain.endpoints import inference_url, served_name
+from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, RuntimeInventory
 from workers.harness.outcomes import FatalError
 from workers.harness.topic import TaskContext
@@ -47,12 +60,17 @@ __all__ = [
     "DEPLOYMENT_FAILED",
     "IMPLEMENTATION",
     "MODEL_SETTINGS",
+    "ClientFactory",
+    "EndpointClients",
     "ServingFolders",
+    "VersionOnRuntime",
     "active_record",
     "check_name",
     "discard_staged",
     "inference_url",
     "runtime_of",
+    "runtimes_of",
+    "sample_rows",
     "served_name",
     "unload_quietly",
     "visible_versions",
@@ -65,6 +83,11 @@ MODEL_SETTINGS = "model-settings.json"
 CHECK_INPUTS = "mlc-check-inputs.json"
 """The V2 inputs a version was checked with, kept in its folder for the checks after the switch."""
 IMPLEMENTATION = "mlserver_mlflow.MLflowRuntime"
+
+ClientFactory = Callable[[str], MlserverClient]
+"""Makes the MLServer client of an endpoint URL."""
+Failure = Callable[[str], Exception]
+"""Makes the error a topic raises for a cause (a sentence saying what went wrong)."""
 
 
 def check_name(model: str, version: str) -> str:
@@ -193,6 +216,71 @@ def _prune(folder: Path, repository: Path) -> None:
         folder.rmdir()
 
 
+class VersionOnRuntime:
+    """One version of a model on one online runtime, as the topics that put it there see it: its served
+    name, its folders in the runtime's model repository and the MLServer clients of the runtime's endpoints."""
+
+    def __init__(self, registry: ModelRegistry, runtime: Runtime, version: VersionRecord,
+                 clients: list[MlserverClient], task: TaskContext) -> None:
+        assert runtime.model_repository is not None
+        self.registry = registry
+        self.runtime = runtime
+        self.version = version
+        self.clients = clients
+        self.task = task
+        self.served = served_name(version.name)
+        self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
+
+    def download(self, place: Callable[[Path], None], failed: Failure) -> None:
+        """Download the version's MLflow model under a hidden name in the model repository and hand its
+        folder to ``place`` (one of the renames of :class:`ServingFolders`), so MLServer never sees half a
+        model; the hidden folder is removed whatever happens. No model files, or files that cannot be
+        downloaded, raise ``failed(cause)``; MLflow unreachable raises :class:`RegistryUnavailable`."""
+        download = self.folders.download_folder(uuid.uuid4().hex[:8])
+        try:
+            place(self.registry.download_model(self.version.name, self.version.version, download))
+        except ResourceNotFound as exc:
+            raise failed(f"no model files ({exc.message})") from exc
+        except RegistryError as exc:
+            if isinstance(exc, RegistryUnavailable):
+                raise
+            raise failed(f"cannot download the model files ({exc.message})") from exc
+        finally:
+            shutil.rmtree(download, ignore_errors=True)
+
+
+def sample_rows(uri: str, settings: MlflowSettings, data_roots: DataSettings, *, label_column: str, read: int,
+                failed: Failure) -> pd.DataFrame:
+    """Rows of the data file at ``uri`` to send a served model: of its first ``read`` rows (at least 100),
+    those without a missing value (all of them when none is complete), without ``label_column``. A file
+    outside ``data_roots``, or one that cannot be read, raises ``failed(cause)``."""
+    try:
+        first = next(read_chunks(confine(uri, data_roots), settings, chunk_rows=max(read, 100)))
+    except PathNotAllowed as exc:
+        raise failed(exc.message) from exc
+    except (DataFileError, StopIteration) as exc:
+        raise failed(str(exc)) from exc
+    rows = first.drop(columns=[label_column], errors="ignore")
+    complete = rows.dropna()
+    return (complete if len(complete) else rows).reset_index(drop=True)
+
+
+class EndpointClients:
+    """One MLServer client per endpoint URL, made by ``factory`` when first asked for and kept for every task
+    after, so connections are reused."""
+
+    def __init__(self, factory: ClientFactory = MlserverClient) -> None:
+        self._factory = factory
+        self._clients: dict[str, MlserverClient] = {}
+
+    def of(self, runtime: Runtime) -> list[MlserverClient]:
+        """The clients of ``runtime``'s endpoints, in the inventory's order."""
+        for endpoint in runtime.endpoints:
+            if endpoint not in self._clients:
+                self._clients[endpoint] = self._factory(endpoint)
+        return [self._clients[endpoint] for endpoint in runtime.endpoints]
+
+
 def discard_staged(repositories: Iterable[Path], served: str, version: str) -> None:
     """Delete the checked and staged copies (and unfinished downloads) of ``version`` of ``served`` in
     every repository of ``repositories``."""
@@ -209,6 +297,11 @@ def runtime_of(inventory: RuntimeInventory, name: str, stage: str | None) -> Run
     if stage and stage.upper() != runtime.stage:
         raise FatalError(f"runtime {runtime.name} is in stage {runtime.stage}, not MODEL_STAGE {stage.upper()}")
     return runtime
+
+
+def runtimes_of(inventory: RuntimeInventory, names: Iterable[str], stage: str | None) -> list[Runtime]:
+    """The runtimes ``names`` of ``inventory``, each once in the order first named, as :func:`runtime_of`."""
+    return [runtime_of(inventory, name, stage) for name in dict.fromkeys(names)]
 
 
 def active_record(version: VersionRecord, runtime: Runtime) -> DeploymentRecord | None:

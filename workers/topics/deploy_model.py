@@ -29,9 +29,7 @@ serve it. A redelivered task finds its staged copy and stages nothing again.
 from __future__ import annotations
 
 import json
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,27 +40,26 @@ from pydantic import Field, field_validator
 from workers.clients.mlflow.registry import (
     ModelNotFound,
     ModelRegistry,
-    RegistryError,
     RegistryUnavailable,
-    ResourceNotFound,
     VersionRecord,
     input_example,
 )
 from workers.clients.mlserver import MlserverClient, MlserverError, MlserverUnavailable, pandas_inputs
 from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
-from workers.domain.datafiles import DataFileError, read_chunks
-from workers.domain.models import TEST_DATA_ARTIFACTS
-from workers.domain.paths import PathNotAllowed, confine
+from workers.domain.models import version_test_data
 from workers.domain.runtimes import Runtime, RuntimeInventory, current_inventory, load_inventory
 from workers.domain.serving import (
     CHECK_INPUTS,
     DEPLOYMENT_FAILED,
-    ServingFolders,
+    ClientFactory,
+    EndpointClients,
+    VersionOnRuntime,
     active_record,
     check_name,
     discard_staged,
     inference_url,
     runtime_of,
+    sample_rows,
     served_name,
     unload_quietly,
 )
@@ -114,7 +111,6 @@ class DeployModelOutput(TaskOutput):
 
 
 Handler = Callable[[DeployModelInput, TaskContext], DeployModelOutput]
-ClientFactory = Callable[[str], MlserverClient]
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
@@ -125,12 +121,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
     allowed = data_roots or load(DataSettings)
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
-    clients: dict[str, MlserverClient] = {}
-
-    def client(endpoint: str) -> MlserverClient:
-        if endpoint not in clients:
-            clients[endpoint] = client_factory(endpoint)
-        return clients[endpoint]
+    clients = EndpointClients(client_factory)
 
     def deploy_model(data: DeployModelInput, task: TaskContext) -> DeployModelOutput:
         inventory = current_inventory(inventory_file)
@@ -140,8 +131,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
             if runtime.mode == "batch":
                 task.progress("batch runtime: recorded with its stage", runtime=runtime.name, version=version.version)
                 return _output(runtime, version, "batch")
-            check = _OnlineCheck(registry, mlflow_settings, runtime, version, task,
-                                 [client(endpoint) for endpoint in runtime.endpoints], allowed)
+            check = _OnlineCheck(registry, mlflow_settings, runtime, version, task, clients.of(runtime), allowed)
             return check.run()
         except ModelNotFound as exc:
             _discard_stage(inventory, data)
@@ -176,23 +166,16 @@ def _pinned_url(endpoint: str | None, served: str | None, version: str) -> str |
     return f"{endpoint}/v2/models/{served}/versions/{version}/infer" if endpoint and served else None
 
 
-class _OnlineCheck:
+class _OnlineCheck(VersionOnRuntime):
     """One version onto one online runtime: download, load under the check name, check, unload, and keep
     it staged; a version in service whose copy went missing is loaded again under the model's name."""
 
     def __init__(self, registry: ModelRegistry, settings: MlflowSettings, runtime: Runtime, version: VersionRecord,
                  task: TaskContext, clients: list[MlserverClient], data_roots: DataSettings) -> None:
-        assert runtime.model_repository is not None
-        self.registry = registry
+        super().__init__(registry, runtime, version, clients, task)
         self.settings = settings
         self.data_roots = data_roots
-        self.runtime = runtime
-        self.version = version
-        self.task = task
-        self.clients = clients
-        self.served = served_name(version.name)
         self.checked_as = check_name(version.name, version.version)
-        self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
 
     def run(self) -> DeployModelOutput:
         started = time.monotonic()
@@ -243,57 +226,23 @@ class _OnlineCheck:
                                      f"runtime {self.runtime.name} failed: {cause}")
 
     def _download(self, in_service: bool) -> None:
-        """The version's MLflow model and its ``model-settings.json``, downloaded under a hidden name and
-        renamed into place (the check folder, or the served one for a version in service), so MLServer
-        never sees half a model."""
-        download = self.folders.download_folder(uuid.uuid4().hex[:8])
-        try:
-            model_dir = self.registry.download_model(self.version.name, self.version.version, download)
-        except ResourceNotFound as exc:
-            shutil.rmtree(download, ignore_errors=True)
-            raise self._failed(f"no model files ({exc.message})") from exc
-        except RegistryError as exc:
-            shutil.rmtree(download, ignore_errors=True)
-            if isinstance(exc, RegistryUnavailable):
-                raise
-            raise self._failed(f"cannot download the model files ({exc.message})") from exc
-        if in_service:
-            self.folders.show(model_dir)
-        else:
-            self.folders.show_for_check(model_dir)
-        shutil.rmtree(download, ignore_errors=True)
+        """The version's model files, renamed into the check folder, or the served one for a version in service."""
+        self.download(self.folders.show if in_service else self.folders.show_for_check, self._failed)
 
     def _check_rows(self, folder: Path) -> pd.DataFrame:
         """A few rows to check the loaded model with: the version's test data without its label column,
         else the input example saved with the MLflow model."""
-        uri = self.version.tags.get("test_data") or self._test_data_artifact()
+        uri = version_test_data(self.registry, self.version)
         if uri is not None:
-            label = self.version.tags.get("label_column", "label")
-            try:
-                first = next(read_chunks(confine(uri, self.data_roots), self.settings,
-                                         chunk_rows=max(CHECK_ROWS * 20, 100)))
-            except PathNotAllowed as exc:
-                raise self._failed(f"no rows to check the model with: {exc.message}") from exc
-            except DataFileError as exc:
-                raise self._failed(f"no rows to check the model with: {exc}") from exc
-            rows = first.drop(columns=[label], errors="ignore")
-            complete = rows.dropna()
-            return (complete if len(complete) else rows).head(CHECK_ROWS).reset_index(drop=True)
+            rows = sample_rows(uri, self.settings, self.data_roots,
+                               label_column=self.version.tags.get("label_column", "label"), read=CHECK_ROWS * 20,
+                               failed=lambda cause: self._failed(f"no rows to check the model with: {cause}"))
+            return rows.head(CHECK_ROWS)
         example = input_example(folder)
         if isinstance(example, pd.DataFrame) and len(example):
             return example.head(CHECK_ROWS)
         raise self._failed("no rows to check the model with: the version has no test data "
                            "(tag test_data or run artifact mlc/test_data.csv) and its model no input example")
-
-    def _test_data_artifact(self) -> str | None:
-        if not self.version.run_id:
-            return None
-        try:
-            present = set(self.registry.list_run_artifacts(self.version.run_id, "mlc"))
-        except ResourceNotFound:
-            return None
-        found = next((path for path in TEST_DATA_ARTIFACTS if path in present), None)
-        return f"runs:/{self.version.run_id}/{found}" if found else None
 
     def _check(self, client: MlserverClient, inputs: list[dict[str, Any]]) -> None:
         answer = check_inference(client, self.checked_as, inputs, version=self.version.version,

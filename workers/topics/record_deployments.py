@@ -44,10 +44,12 @@ from workers.domain.deployments import (
 from workers.domain.runtimes import Runtime, current_inventory, load_inventory
 from workers.domain.serving import (
     DEPLOYMENT_FAILED,
+    ClientFactory,
+    EndpointClients,
     ServingFolders,
     active_record,
     inference_url,
-    runtime_of,
+    runtimes_of,
     served_name,
     unload_quietly,
 )
@@ -81,7 +83,6 @@ class RecordDeploymentsOutput(TaskOutput):
 
 
 Handler = Callable[[RecordDeploymentsInput, TaskContext], RecordDeploymentsOutput]
-ClientFactory = Callable[[str], MlserverClient]
 
 
 def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
@@ -90,22 +91,17 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
     ``deploy-model``'s."""
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
-    clients: dict[str, MlserverClient] = {}
-
-    def clients_of(runtime: Runtime) -> list[MlserverClient]:
-        for endpoint in runtime.endpoints:
-            clients.setdefault(endpoint, client_factory(endpoint))
-        return [clients[endpoint] for endpoint in runtime.endpoints]
+    clients = EndpointClients(client_factory)
 
     def record_deployments(data: RecordDeploymentsInput, task: TaskContext) -> RecordDeploymentsOutput:
         inventory = current_inventory(inventory_file)
-        runtimes = [runtime_of(inventory, name, data.model_stage) for name in dict.fromkeys(data.runtimes)]
+        runtimes = runtimes_of(inventory, data.runtimes, data.model_stage)
         stages = sorted({runtime.stage for runtime in runtimes})
         if len(stages) > 1:
             raise FatalError(f"RUNTIMES {data.runtimes} span the stages {', '.join(stages)}; one stage at a time")
         try:
             version = registry.get_version(data.model_id, data.model_version)
-            stage = _Stage(registry, version, runtimes, clients_of, task)
+            stage = _Stage(registry, version, runtimes, clients.of, task)
             stage.publish()
             records = stage.record()
             replaced = stage.retire(records)

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,21 +37,20 @@ from typing import Any
 from pydantic import Field
 
 from workers.clients.mlflow import artifacts
-from workers.clients.mlflow.registry import (
-    ModelNotFound,
-    ModelRegistry,
-    RegistryError,
-    RegistryUnavailable,
-    ResourceNotFound,
-    VersionRecord,
-)
+from workers.clients.mlflow.registry import ModelNotFound, ModelRegistry, RegistryUnavailable, VersionRecord
 from workers.clients.mlserver import InferenceAnswer, MlserverClient, MlserverError, MlserverUnavailable
 from workers.config import DataSettings, MlflowSettings, RuntimeSettings, load
-from workers.domain.datafiles import DataFileError, read_chunks
 from workers.domain.models import flag, test_assets
-from workers.domain.paths import PathNotAllowed, confine
 from workers.domain.runtimes import Runtime, current_inventory, load_inventory
-from workers.domain.serving import ServingFolders, runtime_of, served_name, unload_quietly, warm_up_name
+from workers.domain.serving import (
+    ClientFactory,
+    EndpointClients,
+    VersionOnRuntime,
+    runtimes_of,
+    sample_rows,
+    unload_quietly,
+    warm_up_name,
+)
 from workers.domain.warmup import (
     WARM_UP_FAILED,
     ReplayRequest,
@@ -102,7 +100,6 @@ class WarmUpOutput(TaskOutput):
 
 
 Handler = Callable[[WarmUpInput, TaskContext], WarmUpOutput]
-ClientFactory = Callable[[str], MlserverClient]
 
 _SKIPPED = WarmUpOutput(warm_up_done=False, warm_up_metrics={}, warm_up_details=[], warm_up_message=None,
                         warm_up_sla_file=None, warm_up_run_id=None)
@@ -115,16 +112,11 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
     allowed = data_roots or load(DataSettings)
     load_inventory(inventory_file)  # a broken inventory stops the worker at start
     registry = ModelRegistry(mlflow_settings)
-    clients: dict[str, MlserverClient] = {}
-
-    def clients_of(runtime: Runtime) -> list[MlserverClient]:
-        for endpoint in runtime.endpoints:
-            clients.setdefault(endpoint, client_factory(endpoint))
-        return [clients[endpoint] for endpoint in runtime.endpoints]
+    clients = EndpointClients(client_factory)
 
     def warm_up_model(data: WarmUpInput, task: TaskContext) -> WarmUpOutput:
         inventory = current_inventory(inventory_file)
-        runtimes = [runtime_of(inventory, name, data.model_stage) for name in dict.fromkeys(data.runtimes)]
+        runtimes = runtimes_of(inventory, data.runtimes, data.model_stage)
         try:
             version = registry.get_version(data.model_id, data.model_version)
             asked = flag(version.tags, "warm_up")
@@ -137,7 +129,7 @@ def make_handler(mlflow_settings: MlflowSettings, inventory_file: Path, *,
                 return earlier
             assets = test_assets(registry, version)
             replayed = _Replays(registry, mlflow_settings, allowed, version, assets.test_data, assets.label_column)
-            measures = [_WarmUp(registry, runtime, version, clients_of(runtime), task, replayed).run()
+            measures = [_WarmUp(registry, runtime, version, clients.of(runtime), task, replayed).run()
                         for runtime in chosen]
             return _record(registry, version, measures, assets.warm_up_sla, task)
         except ModelNotFound as exc:
@@ -225,42 +217,31 @@ class _Replays:
     def _test_rows(self, wanted: int) -> Any:
         if self._rows is None or len(self._rows) < wanted:
             assert self.test_data is not None
-            try:
-                first = next(read_chunks(confine(self.test_data, self.data_roots), self.settings,
-                                         chunk_rows=max(wanted, 100)))
-            except PathNotAllowed as exc:
-                raise BusinessError(WARM_UP_FAILED, f"no test data to replay: {exc.message}") from exc
-            except (DataFileError, StopIteration) as exc:
-                raise BusinessError(WARM_UP_FAILED, f"no test data to replay: {self.test_data}: {exc}") from exc
-            rows = first.drop(columns=[self.label_column], errors="ignore")
-            complete = rows.dropna()
-            self._rows = (complete if len(complete) else rows).reset_index(drop=True)
+            self._rows = sample_rows(self.test_data, self.settings, self.data_roots, label_column=self.label_column,
+                                     read=wanted, failed=_no_test_data)
         return self._rows
 
 
-class _WarmUp:
+def _no_test_data(cause: str) -> BusinessError:
+    return BusinessError(WARM_UP_FAILED, f"no test data to replay: {cause}")
+
+
+class _WarmUp(VersionOnRuntime):
     """One version warmed up on one online runtime: download, load under the warm-up name, replay beside
     the version in service, unload and remove."""
 
     def __init__(self, registry: ModelRegistry, runtime: Runtime, version: VersionRecord,
                  clients: list[MlserverClient], task: TaskContext, replays: _Replays) -> None:
-        assert runtime.model_repository is not None
-        self.registry = registry
-        self.runtime = runtime
-        self.version = version
-        self.clients = clients
-        self.task = task
+        super().__init__(registry, runtime, version, clients, task)
         self.replays = replays
-        self.served = served_name(version.name)
         self.name = warm_up_name(version.name, version.version)
-        self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
 
     def run(self) -> WarmUpMeasure:
         requests, source = self.replays.of(self.runtime)
         measure = WarmUpMeasure(runtime=self.runtime.name, source=source)
         try:
             self._sweep()
-            self._download()
+            self.download(self.folders.show_for_warm_up, self._failed)
             for client in self.clients:
                 try:
                     client.load(self.name)
@@ -297,20 +278,6 @@ class _WarmUp:
     def _failed(self, cause: str) -> BusinessError:
         return BusinessError(WARM_UP_FAILED, f"warm-up of model {self.version.name!r} version {self.version.version} "
                                              f"on runtime {self.runtime.name} failed: {cause}")
-
-    def _download(self) -> None:
-        download = self.folders.download_folder(uuid.uuid4().hex[:8])
-        try:
-            model_dir = self.registry.download_model(self.version.name, self.version.version, download)
-            self.folders.show_for_warm_up(model_dir)
-        except ResourceNotFound as exc:
-            raise self._failed(f"no model files ({exc.message})") from exc
-        except RegistryError as exc:
-            if isinstance(exc, RegistryUnavailable):
-                raise
-            raise self._failed(f"cannot download the model files ({exc.message})") from exc
-        finally:
-            shutil.rmtree(download, ignore_errors=True)
 
 
 def _default_handler() -> Handler:
