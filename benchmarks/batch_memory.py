@@ -31,28 +31,21 @@ measured numbers.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
-import resource
 import sys
-import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
+if str(REPO) not in sys.path:  # run as a script: make ``workers`` and ``benchmarks`` importable
     sys.path.insert(0, str(REPO))
 
-__all__ = ["Options", "Result", "main", "run_benchmark"]
+from benchmarks import common  # noqa: E402
 
-MB = 1024 * 1024
-GENERATE_CHUNK_ROWS = 100_000
+__all__ = ["Options", "Result", "main", "run_benchmark"]
 
 
 @dataclass(frozen=True)
@@ -66,7 +59,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(common.ResultLine):
     rows: int
     seconds: float
     rows_per_s: float
@@ -83,72 +76,23 @@ class Result:
     whole_load_rss_before_mb: float
     whole_load_seconds: float
 
-    def line(self) -> str:
-        return json.dumps(asdict(self))
 
-
-# -- in child processes ------------------------------------------------------------------------------
-
-
-def _status_mb(field: str) -> float:
-    """``VmRSS`` or ``VmHWM`` (peak) of this process, from ``/proc/self/status``, in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def generate_csv(path: str, rows: int, seed: int) -> None:
-    """``rows`` rows of breast-cancer features (resampled, times 1 ± 5 % noise) and an ``id``, written
-    ``GENERATE_CHUNK_ROWS`` at a time."""
-    import numpy as np
-    import pandas as pd
-    from sklearn.datasets import load_breast_cancer
-
-    features = load_breast_cancer(as_frame=True).data
-    values = features.to_numpy()
-    rng = np.random.default_rng(seed)
-    for start in range(0, rows, GENERATE_CHUNK_ROWS):
-        count = min(GENERATE_CHUNK_ROWS, rows - start)
-        noisy = values[rng.integers(0, len(values), count)] * rng.normal(1.0, 0.05, size=(count, values.shape[1]))
-        frame = pd.DataFrame(np.round(noisy, 4), columns=features.columns)
-        frame.insert(0, "id", np.arange(start, start + count))
-        frame.to_csv(path, mode="a" if start else "w", header=not start, index=False)
+# -- in a child process ------------------------------------------------------------------------------
 
 
 def load_whole(path: str) -> dict[str, float]:
     """Load ``path`` whole with ``pd.read_csv``: the frame's size, the peak RSS, the RSS before, seconds."""
     import pandas as pd
 
-    before = _status_mb("VmRSS")
+    before = common.status_mb("VmRSS")
     started = time.monotonic()
     frame = pd.read_csv(path)
     seconds = time.monotonic() - started
-    return {"frame_mb": frame.memory_usage(deep=True).sum() / MB, "peak_rss_mb": _status_mb("VmHWM"),
+    return {"frame_mb": frame.memory_usage(deep=True).sum() / common.MB, "peak_rss_mb": common.status_mb("VmHWM"),
             "rss_before_mb": before, "seconds": seconds}
 
 
-def in_child(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` in a fresh (spawned) process."""
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
 # -- in this process ---------------------------------------------------------------------------------
-
-
-def sample_model() -> Any:
-    """The sample model's pipeline, trained on the whole breast-cancer data set, as a loaded model."""
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from workers.clients.mlflow.registry import LoadedModel
-
-    features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(features, labels)
-    return LoadedModel("breast-cancer-classifier", "benchmark", "sklearn", pipeline)
 
 
 def traced_peak(score: Callable[[], Any]) -> tuple[float, float]:
@@ -157,26 +101,26 @@ def traced_peak(score: Callable[[], Any]) -> tuple[float, float]:
     try:
         started = time.monotonic()
         score()
-        return tracemalloc.get_traced_memory()[1] / MB, time.monotonic() - started
+        return tracemalloc.get_traced_memory()[1] / common.MB, time.monotonic() - started
     finally:
         tracemalloc.stop()
 
 
-def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: None) -> Result:
+def run_benchmark(options: Options, report: common.Report = lambda _: None) -> Result:
     from workers.config import MlflowSettings
     from workers.domain.scoring import score_file
 
-    with _folder(options.directory) as folder:
+    with common.work_folder(options.directory, "mlc-batch-memory-") as folder:
         source = folder / "batch-input.csv"
         output = folder / f"batch-scores.{options.output_format}"
         output.unlink(missing_ok=True)
         started = time.monotonic()
-        in_child(generate_csv, str(source), options.rows, options.seed)
-        input_mb = source.stat().st_size / MB
+        common.in_child(common.write_features, str(source), options.rows, options.seed)
+        input_mb = source.stat().st_size / common.MB
         report(f"wrote {options.rows:,} rows, {input_mb:,.1f} MB, in {time.monotonic() - started:.1f} s: {source}")
 
-        model = sample_model()
-        before = _status_mb("VmRSS")
+        model = common.sample_model()
+        before = common.status_mb("VmRSS")
 
         def progress(message: str, **values: Any) -> None:
             report(f"{message}: {values['rows']:,} rows in {values['seconds']} s")
@@ -186,7 +130,7 @@ def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: No
                               chunk_rows=options.chunk_rows, **reporting)
 
         summary = score(output, progress=progress, progress_every=max(1, 200_000 // options.chunk_rows))
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = common.peak_rss_mb()
         report(f"scored {summary.rows_out:,} rows in {summary.seconds:.1f} s")
         traced: tuple[float, float] | None = None
         if options.tracemalloc:
@@ -195,27 +139,17 @@ def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: No
             traced_output.unlink()
             report(f"scored again under tracemalloc in {traced[1]:.1f} s")
         report("loading the file whole for comparison")
-        whole = in_child(load_whole, str(source))
+        whole = common.in_child(load_whole, str(source))
         return Result(
             rows=summary.rows_out, seconds=round(summary.seconds, 2),
             rows_per_s=round(summary.rows_out / summary.seconds), input_mb=round(input_mb, 1),
-            output_mb=round(output.stat().st_size / MB, 1), chunk_rows=options.chunk_rows, chunks=summary.chunks,
+            output_mb=round(output.stat().st_size / common.MB, 1), chunk_rows=options.chunk_rows, chunks=summary.chunks,
             peak_rss_mb=round(peak, 1), rss_before_scoring_mb=round(before, 1),
             tracemalloc_peak_mb=round(traced[0], 1) if traced else None,
             traced_seconds=round(traced[1], 2) if traced else None,
             whole_frame_mb=round(whole["frame_mb"], 1), whole_load_peak_rss_mb=round(whole["peak_rss_mb"], 1),
             whole_load_rss_before_mb=round(whole["rss_before_mb"], 1),
             whole_load_seconds=round(whole["seconds"], 2))
-
-
-@contextmanager
-def _folder(directory: Path | None) -> Iterator[Path]:
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        yield directory
-        return
-    with tempfile.TemporaryDirectory(prefix="mlc-batch-memory-") as temporary:
-        yield Path(temporary)
 
 
 def summary(result: Result) -> str:
@@ -246,27 +180,17 @@ def parse_args(argv: list[str] | None) -> Options:
                         help="score a second time under tracemalloc for the peak of Python's allocations (slow)")
     parser.add_argument("--seed", type=int, default=Options.seed, help="seed of the generated data")
     args = parser.parse_args(argv)
-    for name in ("rows", "chunk_rows"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    common.at_least_one(parser, args, "rows", "chunk_rows")
     return Options(rows=args.rows, chunk_rows=args.chunk_rows, output_format=args.output_format, directory=args.dir,
                    tracemalloc=args.tracemalloc, seed=args.seed)
 
 
-def say(message: str) -> None:
-    print(f"[batch-memory] {message}", file=sys.stderr, flush=True)
+say = common.reporter("batch-memory")
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    try:
-        result = run_benchmark(options, say)
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    print(summary(result), file=sys.stderr)
-    print(result.line(), flush=True)
-    return 0
+    return common.print_result(lambda: run_benchmark(options, say), say, summary)
 
 
 if __name__ == "__main__":

@@ -30,14 +30,10 @@ measured numbers.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make ``workers`` and ``benchmarks`` importable
     sys.path.insert(0, str(REPO))
 
-from benchmarks.batch_memory import MB, generate_csv, in_child, sample_model  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 __all__ = ["Options", "Result", "main", "run_benchmark"]
 
@@ -63,7 +59,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(common.ResultLine):
     rows: int
     input_mb: float
     parquet_input_mb: float
@@ -83,9 +79,6 @@ class Result:
     parquet_arrow_runs: list[float]
     parquet_streamed_runs: list[float]
 
-    def line(self) -> str:
-        return json.dumps(asdict(self))
-
 
 @dataclass(frozen=True)
 class Run:
@@ -96,13 +89,6 @@ class Run:
 
 
 # -- in child processes ------------------------------------------------------------------------------
-
-
-def _status_mb(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def csv_to_parquet(source: str, target: str) -> None:
@@ -142,8 +128,8 @@ def run_case(way: Way, source: str, target: str, chunk_rows: int) -> Run:
     from workers.config import MlflowSettings
     from workers.domain.scoring import score_file
 
-    model = sample_model()
-    before = _status_mb("VmRSS")
+    model = common.sample_model()
+    before = common.status_mb("VmRSS")
     started = time.monotonic()
     if way == "streamed":
         rows = score_file(model, source, target, mlflow=MlflowSettings(), overwrite=True,
@@ -152,19 +138,19 @@ def run_case(way: Way, source: str, target: str, chunk_rows: int) -> Run:
         rows = score_whole(model.model, source, target)
     seconds = time.monotonic() - started
     Path(target).unlink()
-    return Run(seconds=seconds, rows=rows, peak_rss_mb=_status_mb("VmHWM"), rss_before_mb=before)
+    return Run(seconds=seconds, rows=rows, peak_rss_mb=common.status_mb("VmHWM"), rss_before_mb=before)
 
 
 # -- in this process ---------------------------------------------------------------------------------
 
 
-def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: None) -> Result:
-    with _folder(options.directory) as folder:
+def run_benchmark(options: Options, report: common.Report = lambda _: None) -> Result:
+    with common.work_folder(options.directory, "mlc-batch-speed-") as folder:
         sources: dict[Format, Path] = {"csv": folder / "speed-input.csv", "parquet": folder / "speed-input.parquet"}
         started = time.monotonic()
-        in_child(generate_csv, str(sources["csv"]), options.rows, options.seed)
-        in_child(csv_to_parquet, str(sources["csv"]), str(sources["parquet"]))
-        sizes = {kind: path.stat().st_size / MB for kind, path in sources.items()}
+        common.in_child(common.write_features, str(sources["csv"]), options.rows, options.seed)
+        common.in_child(csv_to_parquet, str(sources["csv"]), str(sources["parquet"]))
+        sizes = {kind: path.stat().st_size / common.MB for kind, path in sources.items()}
         report(f"wrote {options.rows:,} rows, {sizes['csv']:,.1f} MB of CSV and {sizes['parquet']:,.1f} MB of "
                f"Parquet, in {time.monotonic() - started:.1f} s")
         runs: dict[tuple[Format, Way], list[Run]] = {}
@@ -172,7 +158,7 @@ def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: No
             ways: tuple[Way, Way] = ("arrow", "streamed") if round_number % 2 == 0 else ("streamed", "arrow")
             for kind, source in sources.items():
                 for way in ways:
-                    run = in_child(run_case, way, str(source), str(folder / f"speed-scores.{kind}"),
+                    run = common.in_child(run_case, way, str(source), str(folder / f"speed-scores.{kind}"),
                                    options.chunk_rows)
                     if run.rows != options.rows:
                         raise RuntimeError(f"{way} {kind} scored {run.rows:,} rows of {options.rows:,}")
@@ -204,16 +190,6 @@ def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: No
         parquet_arrow_runs=seconds("parquet", "arrow"), parquet_streamed_runs=seconds("parquet", "streamed"))
 
 
-@contextmanager
-def _folder(directory: Path | None) -> Iterator[Path]:
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        yield directory
-        return
-    with tempfile.TemporaryDirectory(prefix="mlc-batch-speed-") as temporary:
-        yield Path(temporary)
-
-
 def summary(result: Result) -> str:
     return "\n".join([
         f"rows                 {result.rows:,} ({result.input_mb:,.1f} MB CSV, {result.parquet_input_mb:,.1f} MB "
@@ -240,26 +216,16 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--dir", type=Path, help="write the files here and keep them (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=Options.seed, help="seed of the generated data")
     args = parser.parse_args(argv)
-    for name in ("rows", "chunk_rows", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    common.at_least_one(parser, args, "rows", "chunk_rows", "rounds")
     return Options(rows=args.rows, chunk_rows=args.chunk_rows, rounds=args.rounds, directory=args.dir, seed=args.seed)
 
 
-def say(message: str) -> None:
-    print(f"[batch-speed] {message}", file=sys.stderr, flush=True)
+say = common.reporter("batch-speed")
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    try:
-        result = run_benchmark(options, say)
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    print(summary(result), file=sys.stderr)
-    print(result.line(), flush=True)
-    return 0
+    return common.print_result(lambda: run_benchmark(options, say), say, summary)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import secrets
-import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,29 +51,27 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
     sys.path.insert(0, str(REPO))
 
+from benchmarks.common import BenchmarkError, at_least_one, engine_exit_code, reporter  # noqa: E402
 from benchmarks.throughput import (  # noqa: E402
     PROCESS_KEY,
-    BenchmarkError,
     NoInput,
     NoOutput,
     check_all_completed,
     deploy,
     do_nothing,
-    free_port,
     quiet_logging,
     unique_topic,
     wait_for_completion,
 )
 from benchmarks.throughput import Options as WaitOptions  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.postgres import has_postgres, postgres_server  # noqa: E402
 from workers.config import EngineSettings, FleetSettings, WorkerSettings  # noqa: E402
 from workers.engine.client import EngineClient  # noqa: E402
-from workers.engine.errors import EngineError  # noqa: E402
 from workers.fleet.processes import FleetError, ManagedProcess, engine_process  # noqa: E402
 from workers.harness import TaskLoop, Topic  # noqa: E402
 
@@ -207,36 +202,14 @@ def run_benchmark(nodes: list[EngineSettings], options: Options, report: Callabl
 # -- the cluster -----------------------------------------------------------------------------------------
 
 
-def _as_postgres(*command: str) -> None:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses to run as root
-    result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
-    if result.returncode:
-        raise FleetError(f"{' '.join(command)} failed: {result.stdout}{result.stderr}")
-
-
 @contextmanager
 def own_postgres(report: Callable[[str], None]) -> Iterator[str]:
     """A PostgreSQL server in a temporary folder on a free port (user ``mlc``, trust on 127.0.0.1); its JDBC URL."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+    if not has_postgres():
         raise FleetError("PostgreSQL server binaries (initdb, pg_ctl) are not on the PATH; or give --db-url")
-    home = Path(tempfile.mkdtemp(prefix="mlc-bench-postgres-"))
-    data = home / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-        shutil.chown(data, "postgres")
-    port = free_port()
-    try:
-        _as_postgres("initdb", "-D", str(data), "-U", "mlc", "-A", "trust")
-        _as_postgres("pg_ctl", "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
-                     f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start")
-        report(f"PostgreSQL on 127.0.0.1:{port} ({data})")
-        try:
-            yield f"jdbc:postgresql://127.0.0.1:{port}/postgres"
-        finally:
-            _as_postgres("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    with postgres_server("mlc-bench-postgres-") as server:
+        report(f"PostgreSQL on 127.0.0.1:{server.port} ({server.data})")
+        yield f"jdbc:postgresql://127.0.0.1:{server.port}/postgres"
 
 
 @contextmanager
@@ -285,9 +258,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--db-url", help="JDBC URL of an empty PostgreSQL database instead of a server of its own")
     parser.add_argument("--db-user", default="mlc", help="its user (password: MLC_ENGINE_DB_PASSWORD)")
     args = parser.parse_args(argv)
-    for name in ("tasks", "workers", "max_tasks", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    at_least_one(parser, args, "tasks", "workers", "max_tasks", "rounds")
     if args.warmup < 0 or args.pickups < 0:
         parser.error("--warmup and --pickups must not be negative")
     if args.pickups and args.poll <= 35:
@@ -295,8 +266,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def say(message: str) -> None:
-    print(f"[cluster-throughput] {message}", file=sys.stderr, flush=True)
+say = reporter("cluster-throughput")
 
 
 def table(result: Result) -> str:
@@ -317,25 +287,18 @@ def main(argv: list[str] | None = None) -> int:
                       stall_s=args.stall_timeout)
     quiet_logging()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the nodes and the database are stopped too
-    try:
+
+    def run() -> Result:
         with ExitStack() as stack:
             db_url = args.db_url or stack.enter_context(own_postgres(say))
             nodes = stack.enter_context(own_cluster(db_url, args.db_user, say))
-            result = run_benchmark(nodes, options, say)
-    except FleetError as exc:
-        say(f"the cluster could not start: {exc}")
-        return 3
-    except BenchmarkError as exc:
-        say(f"FAILED: {exc}")
-        return 1
-    except (EngineError, requests.RequestException) as exc:
-        say(f"FAILED: an engine call failed: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(table(result), file=sys.stderr)
-    print(result.line(), flush=True)
-    return 0
+            return run_benchmark(nodes, options, say)
+
+    def show(result: Result) -> None:
+        print(table(result), file=sys.stderr)
+        print(result.line(), flush=True)
+
+    return engine_exit_code(run, show, say, "the cluster")
 
 
 if __name__ == "__main__":

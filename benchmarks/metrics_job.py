@@ -29,25 +29,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
+if str(REPO) not in sys.path:  # run as a script: make ``workers`` and ``benchmarks`` importable
     sys.path.insert(0, str(REPO))
 
-from benchmarks.batch_memory import _status_mb, in_child  # noqa: E402
+from benchmarks import common  # noqa: E402
 
 __all__ = ["Options", "Result", "main", "run_benchmark"]
 
-MB = 1024 * 1024
 GENERATE_CHUNK_ROWS = 100_000
 SHIFTED = tuple(f"{kind} {feature}" for kind in ("mean", "worst")
                 for feature in ("texture", "smoothness", "compactness", "symmetry", "fractal dimension"))
@@ -64,7 +60,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(common.ResultLine):
     rows: int
     monitors: str
     file_format: str
@@ -82,68 +78,53 @@ class Result:
     drifted_features: int | None
     selection_rate_disparity: float | None
 
-    def line(self) -> str:
-        return json.dumps(asdict(self))
-
 
 def generate(path: str, rows: int, seed: int, shifted: bool) -> None:
-    """``rows`` rows of noisy resampled breast-cancer features, ``patient_group`` and ``label``."""
+    """``rows`` rows of the sample's features (:func:`benchmarks.sample_rows`), ``patient_group`` and
+    ``label``; with ``shifted``, the ten drifted features shifted by one standard deviation."""
     import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
     from sklearn.datasets import load_breast_cancer
 
     features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
-    values, spread = features.to_numpy(), features.std().to_numpy()
-    columns = list(features.columns)
+    spread = features.std()
     rng = np.random.default_rng(seed)
-    writer = None
-    for start in range(0, rows, GENERATE_CHUNK_ROWS):
-        count = min(GENERATE_CHUNK_ROWS, rows - start)
-        picked = rng.integers(0, len(values), count)
-        noisy = values[picked] * rng.normal(1.0, 0.05, size=(count, values.shape[1]))
-        frame = pd.DataFrame(np.round(noisy, 4), columns=columns)
-        if shifted:
-            for name in SHIFTED:
-                frame[name] += spread[columns.index(name)]
-        frame["patient_group"] = rng.choice(["north", "south", "east"], count, p=[0.5, 0.3, 0.2])
-        frame["label"] = labels.to_numpy()[picked]
-        if path.endswith(".csv"):
-            frame.to_csv(path, mode="a" if start else "w", header=not start, index=False)
-        else:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            writer = writer or pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    if writer is not None:
-        writer.close()
+
+    def frames() -> Iterator[Any]:
+        for _, picked, frame in common.sample_rows(rows, rng, GENERATE_CHUNK_ROWS):
+            if shifted:
+                for name in SHIFTED:
+                    frame[name] += spread[name]
+            frame["patient_group"] = rng.choice(["north", "south", "east"], len(frame), p=[0.5, 0.3, 0.2])
+            frame["label"] = labels.to_numpy()[picked]
+            yield frame
+
+    common.write_frames(path, frames())
 
 
-def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: None) -> Result:
+def run_benchmark(options: Options, report: common.Report = lambda _: None) -> Result:
     import numpy as np
 
-    from benchmarks.batch_memory import sample_model
     from workers.config import MlflowSettings
     from workers.domain.datafiles import read_chunks
     from workers.domain.metrics import ScoredLabels, compute_metrics
     from workers.domain.monitors import MonitorData, monitor_request, score_values
     from workers.domain.scoring import Predictor
 
-    with _folder(options.directory) as folder:
+    with common.work_folder(options.directory, "mlc-metrics-bench-") as folder:
         baseline_file = folder / f"baseline.{options.file_format}"
         test_file = folder / f"test.{options.file_format}"
         started = time.monotonic()
-        in_child(generate, str(baseline_file), options.rows, options.seed, False)
-        in_child(generate, str(test_file), options.rows, options.seed + 1, True)
-        input_mb = (baseline_file.stat().st_size + test_file.stat().st_size) / MB
+        common.in_child(generate, str(baseline_file), options.rows, options.seed, False)
+        common.in_child(generate, str(test_file), options.rows, options.seed + 1, True)
+        input_mb = (baseline_file.stat().st_size + test_file.stat().st_size) / common.MB
         report(f"wrote 2 × {options.rows:,} rows, {input_mb:,.1f} MB, in {time.monotonic() - started:.1f} s")
 
-        predictor = Predictor(sample_model())
+        predictor = Predictor(common.sample_model())
         request = monitor_request({"monitors": options.monitors, "protected_attributes": "patient_group"})
         monitors = MonitorData(request, predictor.feature_names, baseline_uri=str(baseline_file),
                                test_uri=str(test_file))
         settings = MlflowSettings()
-        before = _status_mb("VmRSS")
+        before = common.status_mb("VmRSS")
 
         started = time.monotonic()
         if request.needs_baseline:
@@ -169,7 +150,7 @@ def run_benchmark(options: Options, report: Callable[[str], None] = lambda _: No
                               scores=np.concatenate(scores), kind="classification", classes=np.array([0, 1]))
         result = monitors.result(scored, compute_metrics(scored))
         result_seconds = time.monotonic() - started
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+        peak = common.peak_rss_mb()
         report(f"metrics and monitors computed in {result_seconds:.1f} s")
         seconds = baseline_seconds + test_seconds + result_seconds
         return Result(
@@ -187,14 +168,8 @@ def _rounded(value: Any) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-@contextmanager
-def _folder(directory: Path | None) -> Iterator[Path]:
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        yield directory
-        return
-    with tempfile.TemporaryDirectory(prefix="mlc-metrics-bench-") as temporary:
-        yield Path(temporary)
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,9 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", dest="directory", type=Path, default=None)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     options = Options(**vars(parser.parse_args(argv)))
-    result = run_benchmark(options, report=lambda text: print(text, file=sys.stderr, flush=True))
-    print(result.line(), flush=True)
-    return 0
+    return common.print_result(lambda: run_benchmark(options, say), say)
 
 
 if __name__ == "__main__":

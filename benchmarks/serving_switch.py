@@ -26,17 +26,23 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import requests
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: make ``workers``, ``benchmarks`` and ``tests`` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks.common import ResultLine  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 __all__ = ["Hammer", "Options", "Result", "run_benchmark"]
 
@@ -117,7 +123,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(ResultLine):
     switch_seconds: float
     rollback_seconds: float
     requests: int
@@ -126,21 +132,12 @@ class Result:
     failed_during_switches: int
     versions_answered: dict[str, int]
 
-    def line(self) -> str:
-        return json.dumps(asdict(self))
-
 
 class _StderrLog:
     """The switch's progress lines, on stderr: stdout holds only the result line."""
 
     def info(self, message: str, **values: Any) -> None:
         print(message, json.dumps(values, default=str), file=sys.stderr)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _save_versions(store: Path) -> tuple[dict[str, Path], list[dict[str, Any]]]:
@@ -177,8 +174,8 @@ def run_benchmark(options: Options) -> Result:
     try:
         folders, inputs = _save_versions(home / "store")
         repository = home / "models"
-        port = _free_port()
-        process = mlserver_process(FleetSettings(home=home), port, _free_port(), _free_port(), repository)
+        port = free_port()
+        process = mlserver_process(FleetSettings(home=home), port, free_port(), free_port(), repository)
         process.start(timeout_s=180)
         try:
             endpoint = f"http://127.0.0.1:{port}"

@@ -26,26 +26,21 @@ Output
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
+if str(REPO) not in sys.path:  # run as a script: make ``workers`` and ``benchmarks`` importable
     sys.path.insert(0, str(REPO))
+
+from benchmarks import common  # noqa: E402
 
 __all__ = ["Options", "Result", "main", "run_benchmark"]
 
-MB = 1024 * 1024
 GENERATE_CHUNK_ROWS = 500_000
 
 
@@ -61,7 +56,7 @@ class Options:
 
 
 @dataclass(frozen=True)
-class Result:
+class Result(common.ResultLine):
     rows: int
     format: str
     input_mb: float
@@ -69,73 +64,18 @@ class Result:
     in_process: dict[str, Any]
     spark: dict[str, Any]
 
-    def line(self) -> str:
-        return json.dumps(asdict(self))
-
-
-def _status_mb(field: str, pid: int | str = "self") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def _descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        for child in map(int, children):
-            found += [child, *_descendants(child)]
-    return found
-
-
-def generate(path: str, rows: int, file_format: str, seed: int) -> None:
-    """``rows`` rows of breast-cancer features (resampled, times 1 ± 5 % noise) and an ``id``."""
-    import numpy as np
-    import pandas as pd
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    from sklearn.datasets import load_breast_cancer
-
-    features = load_breast_cancer(as_frame=True).data
-    values = features.to_numpy()
-    rng = np.random.default_rng(seed)
-    writer = None
-    for start in range(0, rows, GENERATE_CHUNK_ROWS):
-        count = min(GENERATE_CHUNK_ROWS, rows - start)
-        noisy = values[rng.integers(0, len(values), count)] * rng.normal(1.0, 0.05, size=(count, values.shape[1]))
-        frame = pd.DataFrame(np.round(noisy, 4), columns=features.columns)
-        frame.insert(0, "id", np.arange(start, start + count))
-        if file_format == "csv":
-            frame.to_csv(path, mode="a" if start else "w", header=not start, index=False)
-            continue
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        writer = writer or pq.ParquetWriter(path, table.schema)
-        writer.write_table(table)
-    if writer is not None:
-        writer.close()
-
 
 def save_model(directory: str) -> None:
-    """The sample model's pipeline, trained on the breast-cancer data set, saved as an MLflow model."""
+    """The sample model's pipeline saved as an MLflow model."""
     import mlflow.sklearn
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
-    features, labels = load_breast_cancer(return_X_y=True, as_frame=True)
-    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1_000)).fit(features, labels)
-    mlflow.sklearn.save_model(pipeline, directory)
+    mlflow.sklearn.save_model(common.sample_pipeline(), directory)
 
 
 def _loaded(model_dir: str) -> Any:
     import mlflow.sklearn
 
-    from workers.clients.mlflow.registry import LoadedModel
-
-    return LoadedModel("breast-cancer-classifier", "benchmark", "sklearn", mlflow.sklearn.load_model(model_dir),
-                       path=Path(model_dir))
+    return common.sample_model(mlflow.sklearn.load_model(model_dir), Path(model_dir))
 
 
 def score_in_process(model_dir: str, source: str, target: str, chunk_rows: int) -> dict[str, Any]:
@@ -143,13 +83,13 @@ def score_in_process(model_dir: str, source: str, target: str, chunk_rows: int) 
     from workers.domain.scoring import ScoringJob
 
     model = _loaded(model_dir)
-    before = _status_mb("VmRSS")
+    before = common.status_mb("VmRSS")
     started = time.monotonic()
     with ScoringJob(source, target, mlflow=MlflowSettings(), overwrite=True, chunk_rows=chunk_rows) as job:
         summary = job.run(model)
     seconds = time.monotonic() - started
     return {"rows_out": summary.rows_out, "seconds": round(seconds, 2), "rows_per_s": round(summary.rows_out / seconds),
-            "peak_rss_mb": round(_status_mb("VmHWM"), 1), "rss_before_mb": round(before, 1)}
+            "peak_rss_mb": round(common.status_mb("VmHWM"), 1), "rss_before_mb": round(before, 1)}
 
 
 def score_on_spark(model_dir: str, source: str, target: str, chunk_rows: int, master: str,
@@ -161,24 +101,24 @@ def score_on_spark(model_dir: str, source: str, target: str, chunk_rows: int, ma
 
     model = _loaded(model_dir)
     spec = SparkSpec(master=master, config={"spark.driver.memory": driver_memory})
-    before = _status_mb("VmRSS")
+    before = common.status_mb("VmRSS")
     started = time.monotonic()
     with SparkScoringJob(source, target, mlflow=MlflowSettings(), spark_spec=spec, overwrite=True,
                          chunk_rows=chunk_rows) as job:
         summary = job.run(model)
     seconds = time.monotonic() - started
     jvm = python_workers = 0.0
-    for pid in _descendants(os.getpid()):
+    for pid in common.process_tree(os.getpid())[1:]:
         try:
             command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-            peak = _status_mb("VmHWM", pid)
+            peak = common.status_mb("VmHWM", pid)
         except OSError:
             continue
         if command.endswith(b"java"):
             jvm += peak
         elif b"python" in command:
             python_workers += peak
-    own = _status_mb("VmHWM")
+    own = common.status_mb("VmHWM")
     spark.stop()
     return {"rows_out": summary.rows_out, "seconds": round(seconds, 2), "rows_per_s": round(summary.rows_out / seconds),
             "peak_rss_mb": round(own, 1), "rss_before_mb": round(before, 1),
@@ -187,40 +127,25 @@ def score_on_spark(model_dir: str, source: str, target: str, chunk_rows: int, ma
             "application_id": summary.application_id}
 
 
-def in_child(function: Any, *args: Any) -> Any:
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(function, *args).result()
-
-
-def run_benchmark(options: Options, report: Any = lambda _: None) -> Result:
-    with _folder(options.directory) as folder:
+def run_benchmark(options: Options, report: common.Report = lambda _: None) -> Result:
+    with common.work_folder(options.directory, "mlc-spark-batch-") as folder:
         suffix = f".{options.file_format}"
         source = folder / f"spark-batch-input{suffix}"
         model_dir = folder / "model"
         started = time.monotonic()
-        in_child(generate, str(source), options.rows, options.file_format, options.seed)
-        input_mb = source.stat().st_size / MB
+        common.in_child(common.write_features, str(source), options.rows, options.seed, GENERATE_CHUNK_ROWS)
+        input_mb = source.stat().st_size / common.MB
         report(f"wrote {options.rows:,} rows, {input_mb:,.1f} MB, in {time.monotonic() - started:.1f} s")
         if not model_dir.exists():
-            in_child(save_model, str(model_dir))
-        local = in_child(score_in_process, str(model_dir), str(source), str(folder / f"in-process{suffix}"),
+            common.in_child(save_model, str(model_dir))
+        local = common.in_child(score_in_process, str(model_dir), str(source), str(folder / f"in-process{suffix}"),
                          options.chunk_rows)
         report(f"in-process: {local}")
-        on_spark = in_child(score_on_spark, str(model_dir), str(source), str(folder / f"spark{suffix}"),
+        on_spark = common.in_child(score_on_spark, str(model_dir), str(source), str(folder / f"spark{suffix}"),
                             options.chunk_rows, options.master, options.driver_memory)
         report(f"spark: {on_spark}")
         return Result(rows=options.rows, format=options.file_format, input_mb=round(input_mb, 1),
                       master=options.master, in_process=local, spark=on_spark)
-
-
-@contextmanager
-def _folder(directory: Path | None) -> Iterator[Path]:
-    if directory is not None:
-        directory.mkdir(parents=True, exist_ok=True)
-        yield directory
-        return
-    with tempfile.TemporaryDirectory(prefix="mlc-spark-batch-") as temporary:
-        yield Path(temporary)
 
 
 def parse_args(argv: list[str] | None) -> Options:
@@ -235,26 +160,17 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--dir", type=Path, help="write the files here and keep them (default: a temporary folder)")
     parser.add_argument("--seed", type=int, default=Options.seed, help="seed of the generated data")
     args = parser.parse_args(argv)
-    for name in ("rows", "chunk_rows"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    common.at_least_one(parser, args, "rows", "chunk_rows")
     return Options(rows=args.rows, chunk_rows=args.chunk_rows, file_format=args.format, master=args.master,
                    driver_memory=args.driver_memory, directory=args.dir, seed=args.seed)
 
 
-def say(message: str) -> None:
-    print(f"[spark-batch] {message}", file=sys.stderr, flush=True)
+say = common.reporter("spark-batch")
 
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    try:
-        result = run_benchmark(options, say)
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    print(result.line(), flush=True)
-    return 0
+    return common.print_result(lambda: run_benchmark(options, say), say)
 
 
 if __name__ == "__main__":

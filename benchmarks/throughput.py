@@ -48,7 +48,6 @@ import os
 import secrets
 import select
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,10 +67,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make ``workers`` importable without installing
     sys.path.insert(0, str(REPO))
 
+from benchmarks.common import BenchmarkError, at_least_one, engine_exit_code, reporter  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 from workers.config import EngineSettings, FleetSettings, LogSettings, WorkerSettings, load  # noqa: E402
 from workers.engine.client import EngineClient  # noqa: E402
-from workers.engine.errors import EngineError  # noqa: E402
-from workers.fleet.processes import FleetError, ManagedProcess, engine_process  # noqa: E402
+from workers.fleet.processes import ManagedProcess, engine_process  # noqa: E402
 from workers.harness import TaskContext, TaskInput, TaskLoop, TaskOutput, Topic  # noqa: E402
 from workers.logs import configure_logging  # noqa: E402
 
@@ -96,10 +96,6 @@ NOOP_BPMN = """<?xml version="1.0" encoding="UTF-8"?>
 PLAIN_WORKER_ENV = "MLC_BENCHMARK_PLAIN_WORKER"
 CREATE_THREADS = 8
 WARMUP_BATCH = 1000
-
-
-class BenchmarkError(Exception):
-    """A client stalled or timed out, or the engine is not in the expected state; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -411,12 +407,6 @@ def table(results: list[Measurement], options: Options) -> str:
 # -- engine of our own ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def own_engine(report: Callable[[str], None], db_url: str | None = None,
                db_user: str | None = None) -> Iterator[EngineSettings]:
@@ -466,9 +456,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                              "MLC_ENGINE_PASSWORD) instead of starting one")
     parser.add_argument("--plain-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    for name in ("tasks", "max_tasks", "harness_max_tasks", "rounds"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    at_least_one(parser, args, "tasks", "max_tasks", "harness_max_tasks", "rounds")
     if args.plain_tasks is not None and args.plain_tasks < 1:
         parser.error("--plain-tasks must be at least 1")
     if args.warmup < 0:
@@ -488,8 +476,7 @@ def quiet_logging() -> None:
     structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))
 
 
-def say(message: str) -> None:
-    print(f"[throughput] {message}", file=sys.stderr, flush=True)
+say = reporter("throughput")
 
 
 @contextmanager
@@ -509,24 +496,16 @@ def main(argv: list[str] | None = None) -> int:
     options = options_from(args)
     quiet_logging()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the engine is stopped on SIGTERM too
-    try:
+
+    def run() -> list[Measurement]:
         with engine_for(args) as settings:
-            results = run_benchmark(settings, options, say)
-    except FleetError as exc:
-        say(f"the engine could not start: {exc}")
-        return 3
-    except BenchmarkError as exc:
-        say(f"FAILED: {exc}")
-        return 1
-    except (EngineError, requests.RequestException) as exc:
-        say(f"FAILED: an engine call failed: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        say("interrupted")
-        return 130
-    print(table(results, options), file=sys.stderr)
-    print(result_line(results, options.tasks), flush=True)
-    return 0
+            return run_benchmark(settings, options, say)
+
+    def show(results: list[Measurement]) -> None:
+        print(table(results, options), file=sys.stderr)
+        print(result_line(results, options.tasks), flush=True)
+
+    return engine_exit_code(run, show, say, "the engine")
 
 
 if __name__ == "__main__":

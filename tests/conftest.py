@@ -7,10 +7,6 @@ admin (an operator) and ``mlctest-worker`` the workers' user (fetch, complete, n
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,41 +15,20 @@ import pytest
 from pydantic import SecretStr
 
 from devservers.jira import JiraDevServer
+from tests.support import REPO
+from tests.support.ports import free_port, free_port_block
+from tests.support.postgres import has_postgres, postgres_server
 from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings, S3Settings
 from workers.engine import EngineClient
 from workers.fleet.processes import FleetError, ManagedProcess, engine_process, mlflow_process
 
-REPO = Path(__file__).resolve().parents[1]
+__all__ = ["FIXTURES", "REPO", "WORKER_PASSWORD", "WORKER_USER", "free_port", "free_port_block"]
+
 JIRA_CONTRACT = REPO.parent / "shared" / "contracts" / "jira-cloud-platform.openapi.json"
 """Atlassian's OpenAPI document, beside the repository in development and CI (never in a user's clone)."""
 # every Jira development server the tests start, in this process or another, checks against it
 os.environ.setdefault("MLC_JIRA_CONTRACT", str(JIRA_CONTRACT))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def free_port_block(count: int, start: int = 20_000, stop: int = 32_000) -> int:
-    """The first of ``count`` consecutive free ports below the kernel's ephemeral range (32768 and up), so
-    no :func:`free_port` picked later can fall inside the block."""
-    for base in range(start, stop - count, count):
-        try:
-            sockets = []
-            for port in range(base, base + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no {count} consecutive free ports between {start} and {stop}")
 
 
 WORKER_USER = "mlctest-worker"
@@ -188,33 +163,14 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlserverFixtu
     process.stop()
 
 
-def as_postgres(*command: str) -> subprocess.CompletedProcess[str]:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    result = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
-    return result
-
-
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[int]:
     """A PostgreSQL server of the module's own (its port; user ``mlc``, database ``postgres``), or a skip
     where its binaries are not installed."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+    if not has_postgres():
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    # outside pytest's private temp folder: the server runs as the postgres user, never as root
-    home = Path(tempfile.mkdtemp(prefix="mlc-postgres-"))
-    data = home / "data"
-    data.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(home, "postgres")
-        shutil.chown(data, "postgres")
-    port = free_port()
-    as_postgres("initdb", "-D", str(data), "-U", "mlc", "-A", "trust")
-    as_postgres("pg_ctl", "-D", str(data), "-w", "-l", str(data / "server.log"), "-o",
-                f"-p {port} -c listen_addresses=127.0.0.1 -k {data}", "start")
-    yield port
-    as_postgres("pg_ctl", "-D", str(data), "-w", "-m", "fast", "stop")
-    shutil.rmtree(home, ignore_errors=True)
+    with postgres_server() as server:
+        yield server.port
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""Helpers shared by the tests: test topics, background task loops, waiting on the engine."""
+"""Helpers shared by the tests: test topics, background task loops, waiting on the engine, worker
+processes and local fleets of their own. Benchmarks import the last two too, so this package never
+imports the test configuration (``tests/conftest.py``) at import time."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import free_port_block
+from tests.support.ports import free_port, free_port_block
 from workers import TaskContext, TaskInput, TaskOutput, Topic
 from workers.config import EngineSettings, FleetSettings, JiraSettings, MlflowSettings, WorkerSettings
 from workers.domain.runtimes import Runtime
@@ -23,6 +25,8 @@ from workers.fleet.local import LocalFleet
 from workers.fleet.processes import ManagedProcess, worker_process
 from workers.harness import TaskLoop
 from workers.topics import TOPICS
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class GreetingInput(TaskInput):
@@ -128,8 +132,6 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
                   topics: Sequence[str] | None = None, **environment: str) -> Iterator[list[ManagedProcess]]:
     """The worker processes of every topic (or of ``topics``), one per worker group as `mlc up` runs them,
     configured the way `mlc up` does; each is named ``worker-<group>``."""
-    from tests.conftest import REPO
-
     fleet = FleetSettings(home=home)
     env = {
         **LocalFleet(fleet, engine_settings, mlflow_settings, JiraSettings(url=jira_url)).worker_environment(),
@@ -146,11 +148,18 @@ def topic_workers(home: Path, engine_settings: EngineSettings, mlflow_settings: 
     groups = {group: [topic for topic in members if topic in chosen] for group, members in GROUPS.items()}
     groups = {group: members for group, members in groups.items() if members}
     base_port = free_port_block(len(groups), start=20_000 + len(TOPICS) * random.randrange(400))
-    processes = [worker_process(group, fleet, base_port + index, env, topics=members)
-                 for index, (group, members) in enumerate(groups.items())]
+    with started([worker_process(group, fleet, base_port + index, env, topics=members)
+                  for index, (group, members) in enumerate(groups.items())]) as processes:
+        yield processes
+
+
+@contextmanager
+def started(processes: list[ManagedProcess], timeout_s: float = 120) -> Iterator[list[ManagedProcess]]:
+    """``processes`` started one after another, each ready within ``timeout_s``; every one stopped when the
+    block ends, however it ends."""
     try:
         for process in processes:
-            process.start(timeout_s=120)
+            process.start(timeout_s=timeout_s)
         yield processes
     finally:
         for process in processes:
@@ -166,28 +175,37 @@ def write_inventory(path: Path, stages: Sequence[str], runtimes: Sequence[Runtim
     return path
 
 
-def local_fleet_environment(home: Path) -> dict[str, str]:
-    """The environment of an `mlc up` of its own: every port free, the fleet home ``home``, and no Jira
-    contract (as in a plain clone, where ``../shared`` is not beside the repository)."""
-    from tests.conftest import REPO, free_port
-
+def local_fleet_settings(home: Path, *, worker_ports: int = 20_000, mlserver_ports: int | None = None
+                         ) -> dict[str, str]:
+    """The settings of an `mlc up` of its own: the fleet home ``home``, this repository's engine jar, BPMN
+    files and runtimes, and a free port for every server. The workers' health ports are a block from
+    ``worker_ports`` on at a random offset (another session on this machine may pick its block from the
+    start of the range); MLServer's three ports (HTTP, gRPC, metrics) a block from ``mlserver_ports`` on,
+    or, when it is not given, its HTTP port alone, the kernel's pick."""
     return {
-        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
         "MLC_FLEET_HOME": str(home),
         "MLC_FLEET_ENGINE_JAR": str(REPO / "deploy/engine/target/mlc-engine.jar"),
         "MLC_FLEET_BPMN_DIR": str(REPO / "bpmn"),
         "MLC_RUNTIMES_FILE": str(REPO / "deploy/runtimes.yaml"),
-        # one health port per worker, from a block at random: another test session on this machine may
-        # pick its block from the start of the range
         "MLC_FLEET_WORKER_HEALTH_BASE_PORT": str(free_port_block(
-            len(GROUPS), start=20_000 + len(GROUPS) * random.randrange(400))),
-        "MLC_FLEET_MLSERVER_PORT": str(free_port()),
+            len(GROUPS), start=worker_ports + len(GROUPS) * random.randrange(400))),
+        "MLC_FLEET_MLSERVER_PORT": str(free_port() if mlserver_ports is None
+                                       else free_port_block(3, start=mlserver_ports, stop=mlserver_ports + 1_000)),
         "MLC_FLEET_BRIDGE_PORT": str(free_port()),
         "MLC_FLEET_HEALTH_PORT": str(free_port()),
         "MLC_ENGINE_URL": f"http://127.0.0.1:{free_port()}/engine-rest",
         "MLC_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
         "MLC_JIRA_URL": f"http://127.0.0.1:{free_port()}",
         "MLC_SERVICENOW_URL": f"http://127.0.0.1:{free_port()}",
+    }
+
+
+def local_fleet_environment(home: Path) -> dict[str, str]:
+    """The environment of an `mlc up` of its own (:func:`local_fleet_settings`), JSON logs, and no Jira
+    contract (as in a plain clone, where ``../shared`` is not beside the repository)."""
+    return {
+        **{name: value for name, value in os.environ.items() if name != "MLC_JIRA_CONTRACT"},
+        **local_fleet_settings(home),
         "MLC_LOG_FORMAT": "json",
         "PYTHONPATH": str(REPO),
     }
