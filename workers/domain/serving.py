@@ -33,6 +33,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,20 +217,21 @@ def _prune(folder: Path, repository: Path) -> None:
         folder.rmdir()
 
 
+@dataclass
 class VersionOnRuntime:
     """One version of a model on one online runtime, as the topics that put it there see it: its served
     name, its folders in the runtime's model repository and the MLServer clients of the runtime's endpoints."""
 
-    def __init__(self, registry: ModelRegistry, runtime: Runtime, version: VersionRecord,
-                 clients: list[MlserverClient], task: TaskContext) -> None:
-        assert runtime.model_repository is not None
-        self.registry = registry
-        self.runtime = runtime
-        self.version = version
-        self.clients = clients
-        self.task = task
-        self.served = served_name(version.name)
-        self.folders = ServingFolders(runtime.model_repository, self.served, version.version)
+    registry: ModelRegistry
+    runtime: Runtime
+    version: VersionRecord
+    clients: list[MlserverClient]
+    task: TaskContext
+
+    def __post_init__(self) -> None:
+        assert self.runtime.model_repository is not None
+        self.served = served_name(self.version.name)
+        self.folders = ServingFolders(self.runtime.model_repository, self.served, self.version.version)
 
     def download(self, place: Callable[[Path], None], failed: Failure) -> None:
         """Download the version's MLflow model under a hidden name in the model repository and hand its
