@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -219,33 +220,40 @@ def run_watch(args: argparse.Namespace) -> int:
                          load(S3Settings))
 
 
-def _history(args: argparse.Namespace) -> tuple[EngineHistory, datetime | None]:
-    """The engine's history (and MLflow's registry) and the ``--since`` of ``args``; ``ValueError`` on a bad one."""
-    from workers.clients.mlflow.registry import ModelRegistry
+class CommandFailed(Exception):
+    """A command that cannot do what was asked: ``mlc: <message>`` on stderr, and ``code`` its exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@contextmanager
+def _history(args: argparse.Namespace) -> Iterator[tuple[EngineHistory, datetime | None]]:
+    """The engine's history (and MLflow's registry) and the ``--since`` of ``args``, the engine's client closed
+    when the block ends. A bad ``--since`` (exit code 2) and MLflow's errors (1) are :class:`CommandFailed`."""
+    from workers.clients.mlflow.registry import ModelRegistry, RegistryError
     from workers.config import MlflowSettings
     from workers.fleet.history import EngineHistory, parse_since
 
-    since = parse_since(args.since) if args.since else None
-    return EngineHistory(engine_client(), ModelRegistry(load(MlflowSettings))), since
+    try:
+        since = parse_since(args.since) if args.since else None
+        history = EngineHistory(engine_client(), ModelRegistry(load(MlflowSettings)))
+    except ValueError as exc:
+        raise CommandFailed(str(exc), 2) from exc
+    try:
+        with history.engine:
+            yield history, since
+    except RegistryError as exc:
+        raise CommandFailed(f"MLflow: {exc}", 1) from exc
 
 
 def run_report(args: argparse.Namespace) -> int:
     from workers.domain.kpis import format_kpis
 
-    try:
-        history, since = _history(args)
-    except ValueError as exc:
-        print(f"mlc: {exc}", file=sys.stderr)
-        return 2
-    from workers.clients.mlflow.registry import RegistryError
-
-    try:
-        with history.engine:
-            report = history.kpis(since, args.model)
-            audit = history.audit(args.model, since=since) if args.model and args.html else None
-    except RegistryError as exc:
-        print(f"mlc: MLflow: {exc}", file=sys.stderr)
-        return 1
+    with _history(args) as (history, since):
+        report = history.kpis(since, args.model)
+        audit = history.audit(args.model, since=since) if args.model and args.html else None
     print(format_kpis(report))
     if args.html:
         from workers.fleet.report_html import write_html
@@ -261,19 +269,8 @@ def run_report(args: argparse.Namespace) -> int:
 def run_audit(args: argparse.Namespace) -> int:
     from workers.domain.audit import format_audit
 
-    try:
-        history, since = _history(args)
-    except ValueError as exc:
-        print(f"mlc: {exc}", file=sys.stderr)
-        return 2
-    from workers.clients.mlflow.registry import RegistryError
-
-    try:
-        with history.engine:
-            events = history.audit(args.model_id, args.version, since)
-    except RegistryError as exc:
-        print(f"mlc: MLflow: {exc}", file=sys.stderr)
-        return 1
+    with _history(args) as (history, since):
+        events = history.audit(args.model_id, args.version, since)
     if not events:
         print(f"mlc: no history of model {args.model_id!r}" + (f" version {args.version}" if args.version else ""),
               file=sys.stderr)
@@ -404,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"mlc: configuration error: {exc}", file=sys.stderr)
         return 2
+    except CommandFailed as exc:
+        print(f"mlc: {exc}", file=sys.stderr)
+        return exc.code
     except (FleetError, EngineError, OSError) as exc:
         print(f"mlc: {exc}", file=sys.stderr)
         return 1

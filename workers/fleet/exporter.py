@@ -21,7 +21,6 @@ of ``MLC_EXPORTER_CACHE_S`` seconds), so the numbers are the engine's own and se
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from prometheus_client.registry import Collector
 from workers.config import EngineSettings, ExporterSettings
 from workers.engine import EngineClient, EngineError
 from workers.engine.definitions import Definitions
+from workers.harness.shutdown import serve_until_stopped
 
 __all__ = ["EXPORTED_METRICS", "EngineCollector", "EngineReading", "ExporterServer", "serve_exporter"]
 
@@ -179,14 +179,6 @@ class ExporterServer:
 
 def serve_exporter(settings: ExporterSettings, engine_settings: EngineSettings) -> int:
     """Serve ``/metrics`` until SIGTERM or SIGINT; returns 0."""
-    stopping = threading.Event()
     with EngineClient(engine_settings, "mlc-exporter") as engine:
-        server = ExporterServer(settings, engine).start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
-        log.info("exporter listening", url=server.url, engine=engine_settings.url)
-        while not stopping.wait(0.5):
-            pass
-        server.stop()
-        log.info("exporter stopped")
-    return 0
+        return serve_until_stopped(ExporterServer(settings, engine).start(), log, "exporter",
+                                   engine=engine_settings.url)

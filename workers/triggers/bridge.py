@@ -43,7 +43,6 @@ import base64
 import hashlib
 import hmac
 import json
-import signal
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -65,6 +64,7 @@ from workers.config import (
 )
 from workers.domain.tickets import is_resolved, status_name, ticket_fields
 from workers.engine import EngineClient, EngineError
+from workers.harness.shutdown import serve_until_stopped
 from workers.triggers.once import start_once
 from workers.triggers.signals import check_signal_variables, find_instance
 
@@ -118,13 +118,7 @@ def _notification_refusal(headers: Mapping[str, str], body: bytes, secret: str, 
         return "X-MLC-Signature or X-MLC-Timestamp header missing"
     if not hmac.compare_digest(notification_signature(secret, timestamp, body), given.strip()):
         return "signature does not match"
-    try:
-        age = now - int(timestamp)
-    except ValueError:
-        return f"timestamp {timestamp!r} is not a Unix time"
-    if abs(age) > max_skew_s:
-        return f"timestamp is {age:.0f}s away from now (more than {max_skew_s:.0f}s)"
-    return None
+    return _stale(timestamp, now, max_skew_s)
 
 
 def _mlflow_refusal(headers: Mapping[str, str], body: bytes, secret: str, now: float, max_skew_s: float) -> str | None:
@@ -137,6 +131,12 @@ def _mlflow_refusal(headers: Mapping[str, str], body: bytes, secret: str, now: f
     expected = mlflow_signature(secret, delivery_id, timestamp, body)
     if not any(hmac.compare_digest(expected, given) for given in signatures.split()):
         return "signature does not match"
+    return _stale(timestamp, now, max_skew_s)
+
+
+def _stale(timestamp: str, now: float, max_skew_s: float) -> str | None:
+    """Why a signed ``timestamp`` (Unix seconds) is refused: not a number, or further than ``max_skew_s`` from
+    ``now``, so a captured delivery cannot be replayed later (``None`` when it is fine)."""
     try:
         age = now - int(timestamp)
     except ValueError:
@@ -413,14 +413,6 @@ class BridgeServer(ThreadingHTTPServer):
 
 def serve_bridge(settings: BridgeSettings, engine_settings: EngineSettings) -> int:
     """Serve the bridge until SIGTERM or SIGINT; returns 0. Raises ConfigurationError without secrets."""
-    stopping = threading.Event()
     with EngineClient(engine_settings, "mlc-bridge") as engine:
-        server = BridgeServer(settings, engine).start()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stopping.set())
-        log.info("event bridge listening", url=server.url, engine=engine_settings.url)
-        while not stopping.wait(0.5):
-            pass
-        server.stop()
-        log.info("event bridge stopped")
-    return 0
+        return serve_until_stopped(BridgeServer(settings, engine).start(), log, "event bridge",
+                                   engine=engine_settings.url)

@@ -14,7 +14,6 @@ modification time or ETag), across restarts and any number of watchers.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ import structlog
 from workers.clients.mlflow import ModelRegistry, RegistryError, VersionRecord
 from workers.config import DataSettings, EngineSettings, MlflowSettings, S3Settings, WatchSettings
 from workers.engine import EngineClient, EngineError
+from workers.harness.shutdown import stop_requested
 from workers.triggers.buckets import BucketError, BucketSource
 from workers.triggers.folders import FolderSource
 from workers.triggers.once import claimed, start_once
@@ -197,9 +197,7 @@ class Watcher:
 def serve_watcher(settings: WatchSettings, engine_settings: EngineSettings, mlflow: MlflowSettings,
                   data: DataSettings, s3: S3Settings) -> int:
     """Watch until SIGTERM or SIGINT; returns 0."""
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
+    stopping = stop_requested()
     with EngineClient(engine_settings, "mlc-watch") as engine:
         watcher = Watcher(settings, engine, ModelRegistry(mlflow), data, s3)
         log.info("watching the places models name", engine=engine_settings.url, rescan_s=settings.rescan_s,
