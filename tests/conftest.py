@@ -18,6 +18,7 @@ from devservers.jira import JiraDevServer
 from tests.support import REPO
 from tests.support.ports import free_port, free_port_block
 from tests.support.postgres import has_postgres, postgres_server
+from tests.support.s3 import moto_server
 from workers.config import DataSettings, EngineSettings, FleetSettings, MlflowSettings, S3Settings
 from workers.engine import EngineClient
 from workers.fleet.processes import FleetError, ManagedProcess, engine_process, mlflow_process
@@ -176,16 +177,9 @@ def postgres() -> Iterator[int]:
 @pytest.fixture(scope="module")
 def s3_server() -> Iterator[S3Settings]:
     """A real S3-compatible server (moto's) on a free port, with credentials in the environment."""
-    server_module = pytest.importorskip("moto.server", reason="moto[server] is not installed")
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    host, port = server.get_host_and_port()
-    yield S3Settings(endpoint_url=f"http://{host}:{port}", region="us-east-1")
-    server.stop()
-    for name, value in saved.items():
-        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    pytest.importorskip("moto.server", reason="moto[server] is not installed")
+    with moto_server() as settings:
+        yield settings
 
 
 def new_bucket(s3: S3Settings) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 from tests.support import wait_for
+from tests.support.s3 import moto_server
 from workers.clients.mlflow import ModelRecord, ModelRegistry, VersionRecord
 from workers.config import DataSettings, EngineSettings, MlflowSettings, S3Settings, WatchSettings
 from workers.engine import EngineClient
@@ -56,17 +56,8 @@ def mlflow_client(mlflow_settings: MlflowSettings) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def moto() -> Iterator[S3Settings]:
     """moto's S3 and SQS server on a free port, with credentials in the environment."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
-    server.start()
-    saved = {name: os.environ.get(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    host, port = server.get_host_and_port()
-    yield S3Settings(endpoint_url=f"http://{host}:{port}", region="us-east-1")
-    server.stop()
-    for name, value in saved.items():
-        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    with moto_server() as settings:
+        yield settings
 
 
 def aws(moto: S3Settings, service: str) -> Any:
