@@ -1,10 +1,12 @@
 """The engine built with Operaton (deploy/engine-operaton), beside the Camunda one in every test run:
 all of bpmn/ deployed, REST auth and the deployment guard, the web apps, the strict FEEL test-criteria
-endpoint and the harness task loop. ``MLC_TEST_ENGINE=operaton`` runs the whole suite on it instead.
+endpoint, the harness task loop, and Spin's JSON data format (``Json`` variables, ``S(...)``) that the
+processes of bpmn/ and the workers rely on. ``MLC_TEST_ENGINE=operaton`` runs the whole suite on it instead.
 """
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +16,20 @@ import requests
 from pydantic import SecretStr
 
 from tests.conftest import FIXTURES, WORKER_PASSWORD, WORKER_USER
-from tests.support import finished_instance, make_topic, running_loop, start_harness_check, unique_topic, variables_of
+from tests.support import (
+    finished_instance,
+    make_topic,
+    running_loop,
+    start_harness_check,
+    unique_topic,
+    variables_of,
+    wait_for,
+)
 from tests.topics.test_modelop_criteria import criteria
 from workers.config import EngineSettings
 from workers.domain.decisions import DecisionError, evaluate_dmn
 from workers.engine import EngineClient
+from workers.triggers.signals import ROLLBACK_MODEL
 
 pytestmark = [pytest.mark.engine, pytest.mark.operaton]
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +40,17 @@ BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 def operaton(operaton_engine_settings: EngineSettings) -> Iterator[EngineClient]:
     with EngineClient(operaton_engine_settings) as client:
         yield client
+
+
+@pytest.fixture
+def instances(operaton_engine_settings: EngineSettings) -> Iterator[list[str]]:
+    """Process instances a test leaves waiting: deleted after it, so no later worker takes their tasks."""
+    started: list[str] = []
+    yield started
+    settings = operaton_engine_settings
+    auth = (settings.user or "", settings.password.get_secret_value() if settings.password else "")
+    for instance in started:
+        requests.delete(f"{settings.url}/process-instance/{instance}", auth=auth, timeout=30)
 
 
 def executable_processes() -> set[str]:
@@ -87,3 +109,36 @@ def test_groovy_script_and_external_task_complete_through_the_harness(operaton, 
     assert variables["greeting"] == "hello ADA"
     assert variables["echo"] == "hello ADA!"
     assert variables["handled_by"] == loop.settings.id
+
+
+def test_json_variables_are_stored_read_back_and_read_by_groovy_with_s(operaton, instances):
+    content = (FIXTURES / "harness-check.bpmn").read_bytes().replace(b'id="harness-check"', b'id="json-check"')
+    content = content.replace(b'"hello " + name.toUpperCase()',
+                              b'"hello " + S(person).prop("name").stringValue().toUpperCase()')
+    operaton.deploy("json-check", {"json-check.bpmn": content})
+    person = {"name": "ada", "scores": [0.9, 0.8], "team": {"lead": True}}
+    instance = operaton.start_process("json-check", {"person": person, "topicName": unique_topic()})["id"]
+    instances.append(instance)
+    stored = operaton.get(f"/process-instance/{instance}/variables/person", deserializeValue="false")
+    assert stored["type"] == "Json"
+    assert json.loads(stored["value"]) == person
+    assert variables_of(operaton, instance)["greeting"] == "hello ADA"
+
+
+def test_rollback_model_stages_each_runtime_of_its_json_list_in_turn(operaton, instances):
+    """rollback-model's multi-instance collection is ``S(RUNTIMES).mapTo(...)``: a Json list, read by Spin."""
+    model = unique_topic("json-model")
+    operaton.signal(ROLLBACK_MODEL, {"MODEL_ID": model, "REASON": "Json check", "CONTEXT": {"asked_by": ["ada"]}})
+    query = {"processDefinitionKey": "rollback-model", "variables": [{"name": "MODEL_ID", "operator": "eq",
+                                                                       "value": model}]}
+    instance = wait_for(lambda: operaton.post("/process-instance", query))[0]["id"]
+    instances.append(instance)
+    assert json.loads(operaton.get(f"/process-instance/{instance}/variables/CONTEXT",
+                                   deserializeValue="false")["value"]) == {"asked_by": ["ada"]}
+    [target] = operaton.fetch_and_lock("find-rollback-target", process_variables={"MODEL_ID": model}, max_tasks=1)
+    operaton.complete(target["id"], {"RUNTIMES": ["rt-a", "rt-b"], "MODEL_VERSION": "1", "FROM_VERSION": "2"})
+
+    assert len(operaton.get("/external-task", processInstanceId=instance, activityId="deploy-model")) == 1
+    [runtime] = operaton.get("/variable-instance", processInstanceIdIn=instance, variableName="RUNTIME")
+    [count] = operaton.get("/variable-instance", processInstanceIdIn=instance, variableName="nrOfInstances")
+    assert (runtime["value"], count["value"]) == ("rt-a", 2)

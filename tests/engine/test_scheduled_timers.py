@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.conftest import ENGINE_JARS, REPO, TEST_ENGINE, free_port
 from workers.config import EngineSettings, FleetSettings
 from workers.engine import EngineClient
 from workers.fleet.processes import engine_process
@@ -25,8 +25,7 @@ def back_test_timers(fleet: FleetSettings, cron: str) -> list[dict]:
 
 
 def test_a_changed_schedule_moves_the_timer_without_editing_the_process(tmp_path):
-    fleet = FleetSettings(home=tmp_path, engine_jar=REPO / "deploy/engine/target/mlc-engine.jar",
-                          bpmn_dir=REPO / "bpmn")
+    fleet = FleetSettings(home=tmp_path, engine_jar=ENGINE_JARS[TEST_ENGINE], bpmn_dir=REPO / "bpmn")
     first = back_test_timers(fleet, "0 30 7 * * ?")
     assert len(first) == 1 and "T07:30:00" in first[0]["dueDate"]
     again = back_test_timers(fleet, "0 30 7 * * ?")
