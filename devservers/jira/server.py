@@ -57,3 +57,7 @@ class JiraDevServer(DevServer):
     def transition(self, key: str, status_name: str) -> None:
         """Move ``key`` to the status ``status_name`` as a reviewer would, firing the "issue updated" webhook."""
         self._app.transition(key, status_name)
+
+    def wait_webhooks_delivered(self, timeout_s: float = 10.0) -> bool:
+        """Whether the webhooks fired so far (they are sent from a background thread) have reached their URLs."""
+        return self._app.webhooks.wait_delivered(timeout_s)

@@ -32,6 +32,8 @@ class WebhookSender:
         self.timeout_s = timeout_s
         self._queue: queue.Queue[bytes | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._pending = 0
+        self._idle = threading.Condition()
 
     def start(self) -> None:
         if self.urls and self._thread is None:
@@ -40,7 +42,14 @@ class WebhookSender:
 
     def send(self, payload: Mapping[str, Any]) -> None:
         if self._thread is not None:
+            with self._idle:
+                self._pending += 1
             self._queue.put(json.dumps(payload).encode())
+
+    def wait_delivered(self, timeout_s: float = 10.0) -> bool:
+        """Whether every body sent so far has been delivered (or its delivery has failed) within ``timeout_s``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
         if self._thread is not None:
@@ -52,6 +61,9 @@ class WebhookSender:
         while (body := self._queue.get()) is not None:
             for url in self.urls:
                 self._deliver(url, body)
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
 
     def _deliver(self, url: str, body: bytes) -> None:
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Atlassian Webhook HTTP Client",

@@ -461,6 +461,16 @@ def test_reviewer_rejection_moves_the_ticket_and_notifies(jira: JiraDevServer, r
         jira.transition(key, "Closed")
 
 
+def test_a_transition_can_be_waited_for_until_its_webhook_was_delivered(jira: JiraDevServer,
+                                                                       receiver: WebhookReceiver) -> None:
+    key = create(jira)["key"]
+    jira.transition(key, "Done")
+    assert jira.wait_webhooks_delivered(timeout_s=10)
+    # delivered means received: no waiting on the receiver any more
+    receiver.wait_for(lambda body: body["webhookEvent"] == "jira:issue_updated" and body["issue"]["key"] == key,
+                      timeout_s=0)
+
+
 def test_creation_fires_the_issue_created_webhook(jira: JiraDevServer, receiver: WebhookReceiver) -> None:
     key = create(jira, summary="announce me")["key"]
     delivery = receiver.wait_for(lambda body: body["webhookEvent"] == "jira:issue_created"
@@ -795,7 +805,7 @@ def test_command_line_serves_until_sigterm(tmp_path: Path) -> None:
     environment = {k: v for k, v in os.environ.items() if k != "MLC_JIRA_CONTRACT"}
     output, status = run_command_line("--contract", str(JIRA_CONTRACT), "--state", str(state), env=environment)
     assert status == 0, output
-    assert "ready in" in output and f"contract {JIRA_CONTRACT}" in output and NO_CONTRACT not in output
+    assert "ready in" in output and f"contract {JIRA_CONTRACT.resolve()}" in output and NO_CONTRACT not in output
     assert [issue["key"] for issue in json.loads(state.read_text())["issues"]] == ["MLC-1"]
 
 

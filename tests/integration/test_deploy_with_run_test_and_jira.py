@@ -260,6 +260,7 @@ def test_a_missed_webhook_is_covered_by_the_slow_poll(engine, workers, jira):
 
     key = JiraClient(JiraSettings(url=jira.url)).create_issue("Review: poll me", "a ticket", ["mlc"])["key"]
     jira.transition(key, "Done")  # resolved before anyone waits: the webhook finds no waiting process
+    assert jira.wait_webhooks_delivered()
     instance = engine.start_process("wait-for-jira-ticket", business_key=key,
                                     variables={"JIRA_TICKET": key, "JIRA_POLL_INTERVAL": "PT10M"})
     timer = wait_for(lambda: engine.get("/job", processInstanceId=instance["id"], timers="true"), timeout_s=30)
