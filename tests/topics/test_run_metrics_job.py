@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,25 @@ def test_a_redelivered_task_finds_its_metrics_run_instead_of_making_another(run_
     other = run_job(job(SAMPLE, sample.version, sample.test_data_uri), task())
     assert other.metrics_run_id != first.metrics_run_id
 
+
+
+def test_a_delivery_waits_for_the_run_an_earlier_delivery_is_still_recording(run_job, sample, mlflow_settings):
+    """The engine went down while the first delivery recorded its run; its lock expired and the task came back."""
+    delivery = task(ProgressLog())
+    first = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
+    client = MlflowClient(mlflow_settings.tracking_uri)
+    client.update_run(first.metrics_run_id, status="RUNNING")  # as while the first delivery still logs it
+    finishing = threading.Timer(3.0, client.set_terminated, args=(first.metrics_run_id,))
+    finishing.start()
+    try:
+        again = run_job(job(SAMPLE, sample.version, sample.test_data_uri), delivery)
+    finally:
+        finishing.join()
+    assert again.metrics_run_id == first.metrics_run_id
+    waited = [values for message, values in delivery.log.events if message.startswith("an earlier delivery")]
+    assert waited and waited[0]["run_id"] == first.metrics_run_id
+    experiment = client.get_experiment_by_name(mlflow_settings.experiment).experiment_id
+    assert len(client.search_runs([experiment], f"tags.`mlc.task_id` = '{delivery.task_id}'")) == 1
 
 
 def test_metrics_of_the_sample_on_its_test_data_are_recorded(run_job, sample, mlflow_settings, tmp_path):

@@ -42,8 +42,10 @@ output appears only once the job's run is recorded.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -187,11 +189,29 @@ def _spark_runtime(inventory_file: Path | None, name: str | None) -> SparkSpec |
     return runtime.spark if runtime is not None and runtime.kind == "spark" else None
 
 
+RECORDING_S = 120.0
+"""How long after its start an earlier delivery's unfinished run counts as still being recorded (beyond:
+that delivery died, and this one makes the run)."""
+
+
 def _recorded(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJobInput,
               task: TaskContext) -> MetricsJobOutput | None:
     """The output of this task's metrics run when an earlier delivery of the task recorded it already
-    (its completion was lost: the engine restarted, the lock expired), so that no second run is made."""
-    for run in registry.search_runs(f"tags.`mlc.task_id` = '{task.task_id}' and tags.`mlc.job` = 'metrics'"):
+    (its completion was lost: the engine restarted, the lock expired), so that no second run is made.
+
+    An earlier delivery may still be recording it (its lock expired while the engine was down): a run of
+    this task started less than :data:`RECORDING_S` ago and still running is waited for."""
+    query = f"tags.`mlc.task_id` = '{task.task_id}' and tags.`mlc.job` = 'metrics'"
+    while True:
+        runs = registry.search_runs(query)
+        recording = [run for run in runs if run.status == "RUNNING"
+                     and (datetime.now(UTC) - run.started).total_seconds() < RECORDING_S]
+        if not recording or any(run.status == "FINISHED" and "rows" in run.params for run in runs):
+            break
+        task.progress("an earlier delivery of this task is recording its metrics run; waiting",
+                      run_id=recording[0].run_id)
+        time.sleep(2)
+    for run in runs:
         if run.status == "FINISHED" and "rows" in run.params:
             task.progress("metrics recorded by an earlier delivery of this task", run_id=run.run_id)
             registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run.run_id)
