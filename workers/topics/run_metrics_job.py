@@ -204,22 +204,22 @@ def _recorded(registry: ModelRegistry, settings: MlflowSettings, data: MetricsJo
     query = f"tags.`mlc.task_id` = '{task.task_id}' and tags.`mlc.job` = 'metrics'"
     while True:
         runs = registry.search_runs(query)
-        recording = [run for run in runs if run.status == "RUNNING"
-                     and (datetime.now(UTC) - run.started).total_seconds() < RECORDING_S]
-        if not recording or any(run.status == "FINISHED" and "rows" in run.params for run in runs):
+        run = next((run for run in runs if run.status == "FINISHED" and "rows" in run.params), None)
+        recording = [other for other in runs if other.status == "RUNNING"
+                     and (datetime.now(UTC) - other.started).total_seconds() < RECORDING_S]
+        if run is not None or not recording:
             break
         task.progress("an earlier delivery of this task is recording its metrics run; waiting",
                       run_id=recording[0].run_id)
         time.sleep(2)
-    for run in runs:
-        if run.status == "FINISHED" and "rows" in run.params:
-            task.progress("metrics recorded by an earlier delivery of this task", run_id=run.run_id)
-            registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run.run_id)
-            output_file = data.output_file or f"runs:/{run.run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
-            return MetricsJobOutput(metrics=_recorded_result(run.run_id, run.metrics, settings),
-                                    metrics_run_id=run.run_id, output_file=output_file,
-                                    rows_scored=int(run.params["rows"]))
-    return None
+    if run is None:
+        return None
+    task.progress("metrics recorded by an earlier delivery of this task", run_id=run.run_id)
+    registry.set_version_tag(data.model_id, data.model_version, LAST_RUN_TAG, run.run_id)
+    output_file = data.output_file or f"runs:/{run.run_id}/{DEFAULT_OUTPUT_ARTIFACT}"
+    return MetricsJobOutput(metrics=_recorded_result(run.run_id, run.metrics, settings),
+                            metrics_run_id=run.run_id, output_file=output_file,
+                            rows_scored=int(run.params["rows"]))
 
 
 def _recorded_result(run_id: str, metrics: dict[str, float], settings: MlflowSettings) -> dict[str, Any]:
